@@ -1,0 +1,108 @@
+/* loupe core — internal declarations shared by core/src files (not installed). */
+#ifndef LOUPE_IMPL_H
+#define LOUPE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loupe/cache.h"
+#include "loupe/error.h"
+#include "loupe/hook.h"
+#include "loupe/model.h"
+#include "loupe/safetensors.h"
+#include "loupe/tensor.h"
+
+#define LPI_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- small utilities (util.c) ---- */
+LPI_HIDDEN char *lpi_strdup(const char *s);
+LPI_HIDDEN int lpi_read_file(const char *path, char **data, size_t *len, lp_error *err);
+LPI_HIDDEN int lpi_file_exists(const char *path);
+LPI_HIDDEN int lpi_dir_exists(const char *path);
+LPI_HIDDEN double lpi_now(void);
+LPI_HIDDEN void *lpi_aligned_alloc(size_t bytes); /* 64-byte aligned, free with free() */
+/* Write `len` bytes to path atomically: temp file in the same dir, fsync, rename. */
+LPI_HIDDEN int lpi_write_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts,
+                                lp_error *err);
+
+/* ---- a linear layer over f32 weights ---- */
+typedef struct lpi_linear {
+    const float *w; /* [n_out, n_in] if trans (nn.Linear) else [n_in, n_out] (Conv1D) */
+    const float *b; /* [n_out] or NULL                                                 */
+    int n_in, n_out;
+    int trans;
+    int ld;         /* leading dimension of w as stored                                */
+} lpi_linear;
+
+/* y[M, n_out] = x[M, n_in] @ W (+ b), with x row stride ldx and y row stride ldy. */
+LPI_HIDDEN void lpi_linear_fwd(const lpi_linear *l, const float *x, int ldx, float *y, int ldy, int M);
+
+typedef struct lpi_layer {
+    const float *ln1_w, *ln1_b; /* [d_model]                                   */
+    const float *ln2_w, *ln2_b; /* [d_model]                                   */
+    lpi_linear qkv;             /* fused: gpt2 [d, 3d] / neox [3d(h,3,dh), d] */
+    lpi_linear q, k, v;         /* separate projections (llama)               */
+    lpi_linear o;               /* [H*dh -> d]                                  */
+    lpi_linear mlp_in;          /* [d -> d_mlp] (the "up" of a gated MLP)       */
+    lpi_linear mlp_gate;        /* [d -> d_mlp] gated MLPs only                 */
+    lpi_linear mlp_out;         /* [d_mlp -> d]                                 */
+} lpi_layer;
+
+typedef struct lpi_workspace {
+    float *buf;
+    size_t cap; /* floats */
+} lpi_workspace;
+
+struct lp_model {
+    lp_config cfg;
+    char *dir;
+    char *name;
+    lp_st_file **files;
+    int n_files;
+    float **owned;   /* converted (f16/bf16 → f32) or realigned weight buffers */
+    int n_owned, cap_owned;
+    int64_t n_params;
+    lp_tokenizer *tok;
+
+    const float *wte;   /* [d_vocab, d_model]                          */
+    const float *wpe;   /* [n_ctx, d_model] or NULL                   */
+    lpi_layer *layers;  /* [n_layers]                                  */
+    const float *lnf_w, *lnf_b; /* [d_model]                           */
+    lpi_linear unembed; /* [d_model -> d_vocab]                        */
+    const float *b_U;   /* [d_vocab] or NULL                           */
+    float *rope_inv_freq; /* [rotary_dim/2]                            */
+
+    lpi_workspace ws;
+    double load_s;
+    double last_run_ms;
+};
+
+/* config.c */
+LPI_HIDDEN int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err);
+/* model_bind.c: find every tensor the architecture needs in the open files. */
+LPI_HIDDEN int lpi_model_bind(lp_model *m, lp_error *err);
+
+/* hook.c: read access to a hook list */
+LPI_HIDDEN int lpi_hooks_n(const lp_hooks *h);
+LPI_HIDDEN const char *lpi_hooks_pattern(const lp_hooks *h, int i);
+LPI_HIDDEN lp_hook_fn lpi_hooks_fn(const lp_hooks *h, int i);
+LPI_HIDDEN void *lpi_hooks_user(const lp_hooks *h, int i);
+
+/* cache.c: the forward pass asks whether a name is wanted before computing. */
+LPI_HIDDEN int lpi_cache_wants_point(const lp_cache *c, const char *name);
+
+/* kernels.c — numeric kernels over rows of f32 */
+LPI_HIDDEN void lpi_layernorm(const float *x, int ldx, float *y, int ldy, float *scale, const float *w,
+                              const float *b, int rows, int d, float eps);
+LPI_HIDDEN void lpi_rmsnorm(const float *x, int ldx, float *y, int ldy, float *scale, const float *w, int rows,
+                            int d, float eps);
+LPI_HIDDEN void lpi_gelu_tanh(float *x, size_t n);
+LPI_HIDDEN void lpi_gelu_erf(float *x, size_t n);
+LPI_HIDDEN void lpi_silu_mul(const float *gate, const float *up, float *out, size_t n);
+LPI_HIDDEN void lpi_relu(float *x, size_t n);
+LPI_HIDDEN void lpi_softmax_row(float *x, int n); /* in place; -inf entries become 0 */
+LPI_HIDDEN void lpi_add(const float *a, const float *b, float *y, size_t n);
+LPI_HIDDEN void lpi_add3(const float *a, const float *b, const float *c, float *y, size_t n);
+LPI_HIDDEN float lpi_expf(float x);
+
+#endif
