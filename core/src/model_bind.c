@@ -168,7 +168,7 @@ static void bind_gpt2(binder *b)
     if (!c->tied_embeddings || present(b, "lm_head.weight")) {
         if (c->tied_embeddings) {
             /* Some checkpoints store the tied head anyway: accept it as the same matrix. */
-            int fi, ti;
+            int fi = 0, ti = 0;
             locate(b, "lm_head.weight", &fi, &ti);
             b->used[fi][ti] = 1;
             m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
@@ -209,7 +209,7 @@ static void bind_llama(binder *b)
     if (c->tied_embeddings && !present(b, "lm_head.weight"))
         m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
     else if (c->tied_embeddings) {
-        int fi, ti;
+        int fi = 0, ti = 0;
         locate(b, "lm_head.weight", &fi, &ti);
         b->used[fi][ti] = 1;
         m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
