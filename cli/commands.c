@@ -195,13 +195,32 @@ int cmd_tokenize(int argc, char **argv)
     return EXIT_OK;
 }
 
-static int print_token(int32_t id, void *user)
+/* Streams text as tokens arrive: decodes the whole sequence and prints what is new,
+ * holding back a trailing incomplete UTF-8 character (decoded as U+FFFD). */
+typedef struct stream {
+    lp_tokenizer *tok;
+    int32_t *ids;
+    int n, cap;
+    size_t printed;
+} stream;
+
+static int stream_token(int32_t id, void *user)
 {
-    lp_tokenizer *tok = user;
-    char raw[256];
-    int l = lp_tokenizer_token_bytes(tok, id, raw, sizeof raw);
-    if (l > 0)
-        fwrite(raw, 1, (size_t)(l > (int)sizeof raw ? (int)sizeof raw : l), stdout);
+    stream *s = user;
+    if (s->n == s->cap)
+        return 0;
+    s->ids[s->n++] = id;
+    char *t = lp_tokenizer_decode(s->tok, s->ids, (size_t)s->n, 1, NULL);
+    if (!t)
+        return 0;
+    size_t len = strlen(t);
+    if (len >= 3 && !memcmp(t + len - 3, "\xef\xbf\xbd", 3))
+        len -= 3;
+    if (len > s->printed) {
+        fwrite(t + s->printed, 1, len - s->printed, stdout);
+        s->printed = len;
+    }
+    free(t);
     fflush(stdout);
     return 0;
 }
@@ -248,6 +267,7 @@ int cmd_generate(int argc, char **argv)
     if ((rc = cli_load_model(spec, &m)))
         return rc;
     int32_t *ids = NULL, *out = NULL;
+    stream st = {NULL, NULL, 0, 0, 0};
     int n;
     if ((rc = cli_tokens(m, ids_s ? NULL : pos[shift], ids_s, bos, no_bos, &ids, &n)))
         goto done;
@@ -257,14 +277,21 @@ int cmd_generate(int argc, char **argv)
     g.temperature = (float)temp;
     g.top_k = (int)top_k;
     g.seed = seed;
+    st.tok = tok;
     if (!json && tok) {
-        g.on_token = print_token;
-        g.user = tok;
+        st.cap = n + (int)n_new;
+        st.ids = malloc((size_t)st.cap * sizeof *st.ids);
+        memcpy(st.ids, ids, (size_t)n * sizeof *ids);
+        st.n = n;
         char *p = lp_tokenizer_decode(tok, ids, (size_t)n, 1, NULL);
-        if (p)
+        if (p) {
             fputs(p, stdout);
+            st.printed = strlen(p);
+        }
         free(p);
         fflush(stdout);
+        g.on_token = stream_token;
+        g.user = &st;
     }
     out = malloc(((size_t)n_new + 1) * sizeof *out);
     int n_out = 0;
@@ -297,6 +324,7 @@ int cmd_generate(int argc, char **argv)
         putchar('\n');
     }
 done:
+    free(st.ids);
     free(ids);
     free(out);
     lp_model_free(m);
