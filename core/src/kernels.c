@@ -4,13 +4,22 @@
 
 #include "loupe_impl.h"
 
+/* Hot loops get AVX-512 and AVX2 clones picked at load time (ifunc), so one binary
+ * runs everywhere and still uses the widest vectors the machine has. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+
 /* e^x with ~1 ulp error: x = n·ln2 + r, e^r by a degree-7 polynomial, 2^n through the
  * exponent bits. Branch-free so loops over it vectorise; x < -87.3 gives 0. */
 static inline float fexp(float x)
 {
     const float lo = -87.3f, hi = 88.7f;
     float xc = x < lo ? lo : (x > hi ? hi : x);
-    float n = __builtin_roundf(xc * 1.44269504088896341f);
+    /* round to nearest through the 1.5·2^23 trick: vectorises, unlike roundf */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
@@ -29,7 +38,7 @@ static inline float fexp(float x)
 
 float lpi_expf(float x) { return fexp(x); }
 
-void lpi_layernorm(const float *x, int ldx, float *y, int ldy, float *scale, const float *w, const float *b,
+HOT void lpi_layernorm(const float *x, int ldx, float *y, int ldy, float *scale, const float *w, const float *b,
                    int rows, int d, float eps)
 {
     for (int r = 0; r < rows; r++) {
@@ -57,7 +66,7 @@ void lpi_layernorm(const float *x, int ldx, float *y, int ldy, float *scale, con
     }
 }
 
-void lpi_rmsnorm(const float *x, int ldx, float *y, int ldy, float *scale, const float *w, int rows, int d,
+HOT void lpi_rmsnorm(const float *x, int ldx, float *y, int ldy, float *scale, const float *w, int rows, int d,
                  float eps)
 {
     for (int r = 0; r < rows; r++) {
@@ -76,7 +85,7 @@ void lpi_rmsnorm(const float *x, int ldx, float *y, int ldy, float *scale, const
 }
 
 /* 0.5·x·(1 + tanh(u)) = x · sigmoid(2u), u = √(2/π)(x + 0.044715x³) */
-void lpi_gelu_tanh(float *x, size_t n)
+HOT void lpi_gelu_tanh(float *x, size_t n)
 {
     const float k = 0.7978845608028654f;
     for (size_t i = 0; i < n; i++) {
@@ -86,13 +95,13 @@ void lpi_gelu_tanh(float *x, size_t n)
     }
 }
 
-void lpi_gelu_erf(float *x, size_t n)
+HOT void lpi_gelu_erf(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
-void lpi_silu_mul(const float *gate, const float *up, float *out, size_t n)
+HOT void lpi_silu_mul(const float *gate, const float *up, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
@@ -100,13 +109,13 @@ void lpi_silu_mul(const float *gate, const float *up, float *out, size_t n)
     }
 }
 
-void lpi_relu(float *x, size_t n)
+HOT void lpi_relu(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         x[i] = x[i] > 0 ? x[i] : 0;
 }
 
-void lpi_softmax_row(float *x, int n)
+HOT void lpi_softmax_row(float *x, int n)
 {
     float mx = -INFINITY;
     for (int i = 0; i < n; i++)
@@ -126,13 +135,13 @@ void lpi_softmax_row(float *x, int n)
         x[i] *= inv;
 }
 
-void lpi_add(const float *a, const float *b, float *y, size_t n)
+HOT void lpi_add(const float *a, const float *b, float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] + b[i];
 }
 
-void lpi_add3(const float *a, const float *b, const float *c, float *y, size_t n)
+HOT void lpi_add3(const float *a, const float *b, const float *c, float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] + b[i] + c[i];
