@@ -176,9 +176,16 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"info", cmd_info},   {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
                 {"logits", cmd_logits}, {"cache", cmd_cache},     {"hooks", cmd_hooks}};
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (argc < 2) { /* no command: show the default model, then what can be done with it */
+        char *args[] = {"info", NULL};
+        int rc = cmd_info(1, args);
+        fputs("\n", stdout);
         fputs(usage, stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+        return rc;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        fputs(usage, stdout);
+        return EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("loupe %s\n", LOUPE_VERSION_STRING);
