@@ -829,6 +829,26 @@ done:
     return rc;
 }
 
+int lp_model_ln_final(const lp_model *m, const float *x, int rows, float *out, float *scale)
+{
+    const lp_config *c = &m->cfg;
+    if (c->norm == LP_NORM_RMSNORM)
+        lpi_rmsnorm(x, c->d_model, out, c->d_model, scale, m->lnf_w, rows, c->d_model, c->norm_eps);
+    else
+        lpi_layernorm(x, c->d_model, out, c->d_model, scale, m->lnf_w, m->lnf_b, rows, c->d_model, c->norm_eps);
+    return LP_OK;
+}
+
+int lp_model_unembed(const lp_model *m, const float *x, int rows, float *logits)
+{
+    lpi_linear_fwd(&m->unembed, x, m->cfg.d_model, logits, m->cfg.d_vocab, rows);
+    if (m->b_U)
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < m->cfg.d_vocab; j++)
+                logits[(size_t)r * m->cfg.d_vocab + j] += m->b_U[j];
+    return LP_OK;
+}
+
 /* ---------------- KV cache ---------------- */
 
 lp_kv *lp_kv_new(const lp_model *m, int max_pos)

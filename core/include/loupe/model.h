@@ -123,6 +123,12 @@ int lp_model_run(lp_model *m, const lp_batch *batch, const lp_run_opts *opts, lp
 /* Milliseconds the last lp_model_run took. */
 double lp_model_last_run_ms(const lp_model *m);
 
+/* The model's final norm on rows of the residual stream: x [rows, d_model] → out
+ * [rows, d_model]; scale [rows] (may be NULL) gets the norm's divisor. */
+int lp_model_ln_final(const lp_model *m, const float *x, int rows, float *out, float *scale);
+/* Unembedding: x [rows, d_model] → logits [rows, d_vocab]. */
+int lp_model_unembed(const lp_model *m, const float *x, int rows, float *logits);
+
 /* ---- generation ---- */
 typedef struct lp_gen_opts {
     int n_new;          /* tokens to generate                          */
