@@ -339,15 +339,16 @@ static int push_split(loader *L, const char *pat, size_t len, int literal, int b
     lp_tokenizer *t = L->t;
     int ec;
     PCRE2_SIZE eo;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, opts, &ec, &eo, NULL);
-    if (!re) {
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+    pcre2_code *re = pat ? pcre2_compile((PCRE2_SPTR)pat, len, opts, &ec, &eo, NULL) : NULL;
+    if (pat && !re) {
         PCRE2_UCHAR msg[128];
         pcre2_get_error_message(ec, msg, sizeof msg);
         return fail(L, LP_EFORMAT, "pre-tokenizer regex does not compile at offset %zu: %s", (size_t)eo,
                     (const char *)msg);
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up; the interpreter is the fallback */
+    if (re)
+        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up; the interpreter is the fallback */
     lpi_tok_split *p = realloc(t->split, (t->n_split + 1) * sizeof *p);
     if (!p) {
         pcre2_code_free(re);
@@ -495,10 +496,10 @@ static int parse_pretok(loader *L, const cJSON *o, int depth)
     }
     if (!strcmp(ty, "ByteLevel")) {
         L->t->byte_level = 1;
-        L->t->add_prefix_space = jbool(o, "add_prefix_space") == 1;
-        if (jbool(o, "use_regex") != 0)
-            return push_split(L, GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, LPI_SPLIT_ISOLATED, 0);
-        return 0;
+        int rc = jbool(o, "add_prefix_space") == 1 ? push_split(L, NULL, 0, 0, 0, 0) : 0;
+        if (!rc && jbool(o, "use_regex") != 0)
+            rc = push_split(L, GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, LPI_SPLIT_ISOLATED, 0);
+        return rc;
     }
     if (!strcmp(ty, "Split")) {
         const char *pat;
