@@ -30,23 +30,33 @@ __attribute__((format(printf, 3, 4))) static int fail(loader *L, int code, const
 
 static int nomem(loader *L) { return fail(L, LP_ENOMEM, "out of memory"); }
 
-/* Keep a copy of s[0..n) owned by the tokenizer; NULL on no memory. */
+/* Keep a copy of s[0..n) owned by the tokenizer; NULL on no memory.  Strings are carved from 64 KiB
+ * chunks (a GPT-2 vocabulary is 50k small strings); t->strs lists the chunks. */
 static char *own(lp_tokenizer *t, const char *s, size_t n)
 {
-    if (t->n_strs == t->cap_strs) {
-        size_t c = t->cap_strs ? t->cap_strs * 2 : 1024;
-        char **p = realloc(t->strs, c * sizeof *p);
-        if (!p)
+    enum { CHUNK = 1 << 16 };
+    if (n + 1 > t->chunk_left) {
+        if (t->n_strs == t->cap_strs) {
+            size_t c = t->cap_strs ? t->cap_strs * 2 : 64;
+            char **p = realloc(t->strs, c * sizeof *p);
+            if (!p)
+                return NULL;
+            t->strs = p;
+            t->cap_strs = c;
+        }
+        size_t sz = n + 1 > CHUNK ? n + 1 : CHUNK;
+        char *c = malloc(sz);
+        if (!c)
             return NULL;
-        t->strs = p;
-        t->cap_strs = c;
+        t->strs[t->n_strs++] = c;
+        t->chunk = c;
+        t->chunk_left = sz;
     }
-    char *c = malloc(n + 1);
-    if (!c)
-        return NULL;
+    char *c = t->chunk;
     memcpy(c, s, n);
     c[n] = '\0';
-    t->strs[t->n_strs++] = c;
+    t->chunk += n + 1;
+    t->chunk_left -= n + 1;
     return c;
 }
 

@@ -70,8 +70,10 @@ typedef struct {
 
 struct lp_tokenizer {
     int kind;
-    char **strs; /* every string the tokenizer owns; everything else borrows from here */
+    char **strs; /* chunks holding every string the tokenizer owns; everything else borrows from here */
     size_t n_strs, cap_strs;
+    char *chunk; /* free space in the last chunk */
+    size_t chunk_left;
     lpi_tok_token *tok;
     int32_t n_tok;
     lpi_tok_strmap vocab;  /* model vocab + added tokens (added win) */
