@@ -135,6 +135,10 @@ static int scan_max_id(loader *L, const cJSON *vocab, const cJSON *added, int32_
                 m = id;
         }
     }
+    /* ids may have holes, but a handful of entries claiming id 16M would make us allocate for nothing */
+    size_t count = (size_t)cJSON_GetArraySize(vocab) + (added ? (size_t)cJSON_GetArraySize(added) : 0);
+    if (m >= 0 && (size_t)m >= 2 * count + 65536)
+        return fail(L, LP_EFORMAT, "token ids are implausibly sparse (max id %ld for %zu tokens)", (long)m, count);
     *max_id = m;
     return 0;
 }

@@ -40,7 +40,7 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static char *slurp(const char *path, size_t *n)
@@ -219,6 +219,7 @@ static void test_corrupt(void)
         {"\"a\":1", "\"a\":1.5", LP_EFORMAT, "vocab", "fractional id"},
         {"\"a\":1", "\"a\":1e12", LP_EFORMAT, "vocab", "huge id"},
         {"\"a\":1", "\"a\":\"1\"", LP_EFORMAT, "vocab", "id as string"},
+        {"\"a\":1", "\"a\":16000000", LP_EFORMAT, "sparse", "very sparse ids"},
         {"\"vocab\":{", "\"vocab\":[],\"v\":{", LP_EFORMAT, "vocab", "vocab not an object"},
         {"\"model\":{", "\"model\":7,\"x\":{", LP_EFORMAT, "model", "model not an object"},
         {"\"added_tokens\":[", "\"added_tokens\":7,\"x\":[", LP_EFORMAT, "added_tokens", "added_tokens wrong type"},
@@ -402,7 +403,7 @@ static void throughput(const lp_tokenizer *t, const cJSON *g, const char *label)
     int rc = lp_tokenizer_encode(t, text, n, 0, &ids, &nid, &err);
     double dt = now() - t0;
     check(rc == 0, "%s: encode %zu KB of text: %.1f MB/s, %zu tokens (%.2f s)", label, n / 1024,
-          n / dt / 1e6, nid, dt);
+          (double)n / dt / 1e6, nid, dt);
     free(ids);
     free(text);
 }
