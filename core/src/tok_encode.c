@@ -371,14 +371,24 @@ static int normalize(enc *E, const char *s, size_t n, int at_start, lpi_tok_buf 
         }
         k = 1 - k;
     }
-    if (t->byte_level && t->add_prefix_space && (E->nb[k].n == 0 || E->nb[k].p[0] != ' ') && E->nb[k].n) {
-        lpi_tok_buf *in = &E->nb[k], *out = &E->nb[1 - k];
-        out->n = 0;
-        if (lpi_tok_buf_put(out, " ", 1) || lpi_tok_buf_put(out, in->p, in->n))
-            return oom(E);
-        k = 1 - k;
-    }
     *res = &E->nb[k];
+    return 0;
+}
+
+/* ByteLevel add_prefix_space: each piece not starting with ' ' gets one (HF applies it per split).
+ * Pieces of list k are rewritten into buffer `out`, in place in the list. */
+static int prefix_space(enc *E, const lpi_tok_buf *in, lpi_tok_buf *out, int k)
+{
+    out->n = 0;
+    for (size_t p = 0; p < E->n_pc[k]; p++) {
+        piece *pc = &E->pc[k][p];
+        size_t start = out->n;
+        if (in->p[pc->s] != ' ' && lpi_tok_buf_put(out, " ", 1))
+            return oom(E);
+        if (lpi_tok_buf_put(out, in->p + pc->s, pc->e - pc->s))
+            return oom(E);
+        *pc = (piece){start, out->n};
+    }
     return 0;
 }
 
@@ -397,6 +407,13 @@ static int encode_segment(enc *E, const char *s, size_t n, int at_start)
     if ((rc = push_piece(E, 0, 0, nb->n)))
         return rc;
     for (size_t i = 0; i < t->n_split; i++) {
+        if (!t->split[i].re) {
+            lpi_tok_buf *o = nb == &E->nb[0] ? &E->nb[1] : &E->nb[0];
+            if ((rc = prefix_space(E, nb, o, k)))
+                return rc;
+            nb = o;
+            continue;
+        }
         if ((rc = split_step(E, &t->split[i], nb->p, k)))
             return rc;
         k = 1 - k;

@@ -30,23 +30,33 @@ __attribute__((format(printf, 3, 4))) static int fail(loader *L, int code, const
 
 static int nomem(loader *L) { return fail(L, LP_ENOMEM, "out of memory"); }
 
-/* Keep a copy of s[0..n) owned by the tokenizer; NULL on no memory. */
+/* Keep a copy of s[0..n) owned by the tokenizer; NULL on no memory.  Strings are carved from 64 KiB
+ * chunks (a GPT-2 vocabulary is 50k small strings); t->strs lists the chunks. */
 static char *own(lp_tokenizer *t, const char *s, size_t n)
 {
-    if (t->n_strs == t->cap_strs) {
-        size_t c = t->cap_strs ? t->cap_strs * 2 : 1024;
-        char **p = realloc(t->strs, c * sizeof *p);
-        if (!p)
+    enum { CHUNK = 1 << 16 };
+    if (n + 1 > t->chunk_left) {
+        if (t->n_strs == t->cap_strs) {
+            size_t c = t->cap_strs ? t->cap_strs * 2 : 64;
+            char **p = realloc(t->strs, c * sizeof *p);
+            if (!p)
+                return NULL;
+            t->strs = p;
+            t->cap_strs = c;
+        }
+        size_t sz = n + 1 > CHUNK ? n + 1 : CHUNK;
+        char *c = malloc(sz);
+        if (!c)
             return NULL;
-        t->strs = p;
-        t->cap_strs = c;
+        t->strs[t->n_strs++] = c;
+        t->chunk = c;
+        t->chunk_left = sz;
     }
-    char *c = malloc(n + 1);
-    if (!c)
-        return NULL;
+    char *c = t->chunk;
     memcpy(c, s, n);
     c[n] = '\0';
-    t->strs[t->n_strs++] = c;
+    t->chunk += n + 1;
+    t->chunk_left -= n + 1;
     return c;
 }
 
@@ -125,6 +135,10 @@ static int scan_max_id(loader *L, const cJSON *vocab, const cJSON *added, int32_
                 m = id;
         }
     }
+    /* ids may have holes, but a handful of entries claiming id 16M would make us allocate for nothing */
+    size_t count = (size_t)cJSON_GetArraySize(vocab) + (added ? (size_t)cJSON_GetArraySize(added) : 0);
+    if (m >= 0 && (size_t)m >= 2 * count + 65536)
+        return fail(L, LP_EFORMAT, "token ids are implausibly sparse (max id %ld for %zu tokens)", (long)m, count);
     *max_id = m;
     return 0;
 }
@@ -339,15 +353,16 @@ static int push_split(loader *L, const char *pat, size_t len, int literal, int b
     lp_tokenizer *t = L->t;
     int ec;
     PCRE2_SIZE eo;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, opts, &ec, &eo, NULL);
-    if (!re) {
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+    pcre2_code *re = pat ? pcre2_compile((PCRE2_SPTR)pat, len, opts, &ec, &eo, NULL) : NULL;
+    if (pat && !re) {
         PCRE2_UCHAR msg[128];
         pcre2_get_error_message(ec, msg, sizeof msg);
         return fail(L, LP_EFORMAT, "pre-tokenizer regex does not compile at offset %zu: %s", (size_t)eo,
                     (const char *)msg);
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up; the interpreter is the fallback */
+    if (re)
+        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up; the interpreter is the fallback */
     lpi_tok_split *p = realloc(t->split, (t->n_split + 1) * sizeof *p);
     if (!p) {
         pcre2_code_free(re);
@@ -495,10 +510,10 @@ static int parse_pretok(loader *L, const cJSON *o, int depth)
     }
     if (!strcmp(ty, "ByteLevel")) {
         L->t->byte_level = 1;
-        L->t->add_prefix_space = jbool(o, "add_prefix_space") == 1;
-        if (jbool(o, "use_regex") != 0)
-            return push_split(L, GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, LPI_SPLIT_ISOLATED, 0);
-        return 0;
+        int rc = jbool(o, "add_prefix_space") == 1 ? push_split(L, NULL, 0, 0, 0, 0) : 0;
+        if (!rc && jbool(o, "use_regex") != 0)
+            rc = push_split(L, GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, LPI_SPLIT_ISOLATED, 0);
+        return rc;
     }
     if (!strcmp(ty, "Split")) {
         const char *pat;

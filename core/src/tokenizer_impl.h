@@ -56,7 +56,7 @@ typedef struct {
 /* Pre-tokenizer split steps (HF SplitDelimiterBehavior). */
 enum { LPI_SPLIT_REMOVED, LPI_SPLIT_ISOLATED, LPI_SPLIT_MERGED_PREV, LPI_SPLIT_MERGED_NEXT, LPI_SPLIT_CONTIGUOUS };
 typedef struct {
-    pcre2_code *re;
+    pcre2_code *re; /* NULL: not a split but ByteLevel's add_prefix_space, applied to each piece */
     int behavior;
     int invert;
 } lpi_tok_split;
@@ -70,8 +70,10 @@ typedef struct {
 
 struct lp_tokenizer {
     int kind;
-    char **strs; /* every string the tokenizer owns; everything else borrows from here */
+    char **strs; /* chunks holding every string the tokenizer owns; everything else borrows from here */
     size_t n_strs, cap_strs;
+    char *chunk; /* free space in the last chunk */
+    size_t chunk_left;
     lpi_tok_token *tok;
     int32_t n_tok;
     lpi_tok_strmap vocab;  /* model vocab + added tokens (added win) */
@@ -84,10 +86,9 @@ struct lp_tokenizer {
 
     lpi_tok_norm *norm;
     size_t n_norm;
-    lpi_tok_split *split;
+    lpi_tok_split *split; /* pre-tokenizer steps, in order */
     size_t n_split;
     int byte_level;       /* model input is bytes mapped through bytes_to_unicode */
-    int add_prefix_space; /* ByteLevel add_prefix_space */
     int nfc_assumed;      /* an NFC normalizer was present and is treated as identity */
 
     int byte_fallback, fuse_unk, ignore_merges;

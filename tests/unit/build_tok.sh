@@ -10,6 +10,7 @@ opt=${OPT:--O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer}
 # shellcheck disable=SC2086
 $cc -std=c17 -Wall -Wextra -Wpedantic $opt \
     -I"$root/core/include" -DLOUPE_TOK_GOLDEN_DIR="\"$root/tests/tokenizer\"" \
+    -DLOUPE_TOK_CORPUS_DIR="\"$root/tests/fuzz/corpus/tokenizer_json\"" \
     "$root/tests/unit/test_tokenizer.c" "$root"/core/src/tok_*.c "$root/core/src/tokenizer.c" \
     "$root/core/src/error.c" \
     -lpcre2-8 -lcjson -o "$out/test_tokenizer"

@@ -8,6 +8,19 @@
  *   - Arrays / strings returned through `**ids` or as `char *` are malloc'd and owned by the caller (free()).
  *   - `const char *` results (token_str, kind) are borrowed and live as long as the tokenizer.
  *   - Errors follow loupe/error.h: 0 or a negative LP_E* code, message in the caller's lp_error (may be NULL).
+ *
+ * What is understood in tokenizer.json (anything else is refused with LP_EUNSUPPORTED, never guessed):
+ *   model       BPE (merges as "a b" or ["a","b"]; unk_token, fuse_unk, byte_fallback, ignore_merges)
+ *   normalizer  Sequence, Prepend, Replace (String pattern), NFC (treated as identity: input assumed NFC)
+ *   pre_tokenizer  Sequence, ByteLevel (add_prefix_space, use_regex), Split (String/Regex, all five
+ *               behaviours, invert), Digits, Whitespace, WhitespaceSplit, Metaspace
+ *   decoder     Sequence, ByteLevel, ByteFallback, Fuse, Replace "▁"→" ", Strip (leading spaces), Metaspace
+ *   post_processor  a TemplateProcessing starting with a special token gives BOS and the default add_bos;
+ *               other processors are ignored (nothing is appended after the text)
+ *   added_tokens  longest match first, lstrip/rstrip; single_word and normalized are ignored
+ * Regexes run in PCRE2 (UTF + UCP), compiled once per tokenizer; HF uses Oniguruma, so exotic patterns
+ * may differ at the margins.  Metaspace and ByteLevel's add_prefix_space act where they appear in a
+ * Sequence; Metaspace's replace/prepend act on the whole text segment between added tokens.
  */
 #ifndef LOUPE_TOKENIZER_H
 #define LOUPE_TOKENIZER_H
@@ -26,7 +39,8 @@ typedef struct lp_tokenizer lp_tokenizer;
 /* dir: a model folder; reads tokenizer.json, else falls back to vocab.json + merges.txt (GPT-2 byte-level
  * BPE); also reads tokenizer_config.json / special_tokens_map.json when present for bos/eos/add_bos_token. */
 int lp_tokenizer_load_dir(const char *dir, lp_tokenizer **out, lp_error *err);
-/* One tokenizer.json file.  BOS/default-BOS come from its post_processor (TemplateProcessing). */
+/* One tokenizer.json file.  BOS/default-BOS come from its post_processor (TemplateProcessing); when it
+ * names none, BOS/EOS are taken from well-known special tokens (<s>, </s>, <|endoftext|>, ...). */
 int lp_tokenizer_load_json(const char *tokenizer_json_path, lp_tokenizer **out, lp_error *err);
 /* Same, from memory (data need not be NUL-terminated; it is not kept).  name_for_errors names the
  * source in error messages (may be NULL). */
