@@ -277,6 +277,7 @@ void lp_model_free(lp_model *m)
     if (m->tok)
         lp_tokenizer_free(m->tok);
     free(m->ws.buf);
+    lpi_pool_free(m->pool);
     free(m->dir);
     free(m->name);
     free(m);
