@@ -87,6 +87,8 @@ struct lp_model {
 
 /* config.c */
 LPI_HIDDEN int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err);
+/* Same from text in memory (need not be NUL-terminated); path names it in messages. */
+LPI_HIDDEN int lpi_config_parse_mem(const char *text, size_t len, const char *path, lp_config *cfg, lp_error *err);
 /* model_bind.c: find every tensor the architecture needs in the open files. */
 LPI_HIDDEN int lpi_model_bind(lp_model *m, lp_error *err);
 
