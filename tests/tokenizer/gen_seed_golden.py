@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Write tests/tokenizer/seeds_golden.json: HF `tokenizers` ids for the small tokenizer.json files in
-tests/fuzz/corpus/tokenizer_json (Split/Digits/ByteLevel sequences, Metaspace, byte fallback).  Needs no
+tests/fuzz/corpus/fuzz_tokenizer_json (Split/Digits/ByteLevel sequences, Metaspace, byte fallback).  Needs no
 shared data, so the unit test checks these always.
 
 Usage: /usr/bin/python3 tests/tokenizer/gen_seed_golden.py
@@ -19,7 +19,7 @@ SEEDS = ["byte_level_pairs", "byte_level_split_sequence", "metaspace", "sentence
 EXTRA = ["abc ab  ab 12345 x1y22", "a<s>b </s> c", "ab ab ab", " leading", "The 2024 THE'S it's"]
 
 if __name__ == "__main__":
-    corpus = os.path.join(HERE, "..", "fuzz", "corpus", "tokenizer_json")
+    corpus = os.path.join(HERE, "..", "fuzz", "corpus", "fuzz_tokenizer_json")
     out = {"generator": "HF tokenizers " + tk_version + ", add_special_tokens=True", "tokenizers": {}}
     for name in SEEDS:
         tok = load(os.path.join(corpus, name + ".json"))

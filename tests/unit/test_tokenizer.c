@@ -17,7 +17,7 @@
 #define LOUPE_TOK_GOLDEN_DIR "tests/tokenizer"
 #endif
 #ifndef LOUPE_TOK_CORPUS_DIR
-#define LOUPE_TOK_CORPUS_DIR "tests/fuzz/corpus/tokenizer_json"
+#define LOUPE_TOK_CORPUS_DIR "tests/fuzz/corpus/fuzz_tokenizer_json"
 #endif
 
 static int n_fail, n_ok;
