@@ -424,7 +424,8 @@ static int ends_with_so(const char *s)
 static int list_dir(const char *dir, char ***files, int *nf, char ***dirs, int *nd)
 {
     *files = NULL;
-    *dirs = NULL;
+    if (dirs)
+        *dirs = NULL;
     *nf = *nd = 0;
     DIR *d = opendir(dir);
     if (!d)
