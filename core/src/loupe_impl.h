@@ -124,6 +124,7 @@ struct lp_plugin {
     uint32_t abi;
     int first_method, n_methods;
     int n_diag_at_start; /* diagnostics recorded while init ran */
+    int in_init;         /* set_info/register_method are only valid during init */
 };
 
 struct lp_registry {

@@ -185,7 +185,7 @@ static char *dup_or_empty(const char *s)
 
 int lpi_plugin_set_info(lp_plugin *p, const char *name, const char *version, const char *summary)
 {
-    if (!p || !p->reg)
+    if (!p || !p->reg || !p->in_init)
         return LP_EINVAL;
     if (!ident_ok(name)) {
         lpi_registry_diag(p->reg, "%s: plugin name '%s' is not an identifier ([a-z_][a-z0-9_]*)", p->path,
@@ -250,7 +250,7 @@ static const char *check_desc(const lp_method_desc *m, char *why, size_t cap)
 
 int lpi_plugin_register_method(lp_plugin *p, const lp_method_desc *m)
 {
-    if (!p || !p->reg)
+    if (!p || !p->reg || !p->in_init)
         return LP_EINVAL;
     lp_registry *r = p->reg;
     char why[512];
@@ -362,7 +362,9 @@ int lp_registry_load_file(lp_registry *r, const char *path, lp_error *err)
     p->abi = v;
     p->first_method = r->n_methods;
     p->n_diag_at_start = r->n_diags;
+    p->in_init = 1;
     int rc = init(&lpi_host_api, p);
+    p->in_init = 0;
     int noted = r->n_diags > p->n_diag_at_start; /* a registration problem was already reported */
     const char *problem = NULL;
     char buf[256];
