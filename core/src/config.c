@@ -88,13 +88,15 @@ static int parse_act(reader *r, const char *name, lp_act_kind *out)
     return lp_error_set(r->err, LP_EUNSUPPORTED, "%s: unsupported activation function '%s'", r->path, name);
 }
 
+/* A token id (number or first element of an array); -1 when absent or not a valid id
+ * (out-of-range doubles are not converted: that would be undefined behaviour). */
 static int token_id(reader *r, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, key);
-    if (cJSON_IsNumber(v))
+    if (cJSON_IsArray(v))
+        v = cJSON_GetArrayItem(v, 0);
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 2147483647.0)
         return (int)v->valuedouble;
-    if (cJSON_IsArray(v) && cJSON_IsNumber(cJSON_GetArrayItem(v, 0)))
-        return (int)cJSON_GetArrayItem(v, 0)->valuedouble;
     return -1;
 }
 
@@ -105,8 +107,16 @@ int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err)
     int rc = lpi_read_file(path, &text, &len, err);
     if (rc)
         return rc;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    rc = lpi_config_parse_mem(text, len, path, cfg, err);
     free(text);
+    return rc;
+}
+
+int lpi_config_parse_mem(const char *text, size_t len, const char *path, lp_config *cfg, lp_error *err)
+{
+    if (!path)
+        path = "config.json";
+    cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root)
         return lp_error_set(err, LP_EFORMAT, "%s: not valid JSON", path);
     if (!cJSON_IsObject(root)) {
@@ -133,8 +143,8 @@ int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err)
         cfg->n_ctx = get_int(&r, "n_positions", 1024, 0);
         cfg->d_vocab = get_int(&r, "vocab_size", 50257, 0);
         cfg->d_mlp = get_int(&r, "n_inner", 0, 0);
-        if (cfg->d_mlp == 0)
-            cfg->d_mlp = 4 * cfg->d_model;
+        if (cfg->d_mlp == 0 && cfg->d_model <= (1 << 20))
+            cfg->d_mlp = 4 * cfg->d_model; /* (bounded: get_int allows up to 1e9) */
         cfg->norm = LP_NORM_LAYERNORM;
         cfg->norm_eps = (float)get_num(&r, "layer_norm_epsilon", 1e-5);
         act = get_str(&r, "activation_function", "gelu_new");
@@ -188,7 +198,9 @@ int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err)
         cfg->norm_eps = (float)get_num(&r, "layer_norm_eps", 1e-5);
         act = get_str(&r, "hidden_act", "gelu");
         double pct = get_num(&r, "rotary_pct", get_num(&r, "partial_rotary_factor", 0.25));
-        cfg->rotary_dim = (int)(cfg->d_head * pct);
+        if (!(pct >= 0 && pct <= 1) && !r.rc)
+            r.rc = lp_error_set(err, LP_EFORMAT, "%s: field 'rotary_pct' must be between 0 and 1", path);
+        cfg->rotary_dim = r.rc ? 0 : (int)(cfg->d_head * pct);
         cfg->rope_theta = (float)get_num(&r, "rotary_emb_base", get_num(&r, "rope_theta", 10000.0));
         cfg->parallel_blocks = get_bool(&r, "use_parallel_residual", 1);
         cfg->tied_embeddings = get_bool(&r, "tie_word_embeddings", 0);
@@ -196,9 +208,11 @@ int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err)
         cfg->mlp_bias = 1;
         cfg->attn_scale = cfg->d_head ? 1.0f / sqrtf((float)cfg->d_head) : 1.0f;
     } else {
+        /* mt points into root: report the copy in cfg (mt is freed with root) */
         cJSON_Delete(root);
         return lp_error_set(err, LP_EUNSUPPORTED,
-                            "%s: unsupported model_type '%s' (supported: gpt2, llama, gpt_neox)", path, mt);
+                            "%s: unsupported model_type '%s' (supported: gpt2, llama, gpt_neox)", path,
+                            cfg->model_type);
     }
     if (!r.rc && act)
         r.rc = parse_act(&r, act, &cfg->act);
@@ -214,7 +228,7 @@ int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err)
                             path, cfg->d_model, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads, cfg->d_head, cfg->d_mlp,
                             cfg->d_vocab, cfg->n_ctx, cfg->rotary_dim);
     if (cfg->d_model > 65536 || cfg->n_layers > 1024 || cfg->d_vocab > 4000000 || cfg->d_mlp > 1 << 20 ||
-        cfg->n_heads > 1024)
+        cfg->n_heads > 1024 || cfg->d_head > 65536)
         return lp_error_set(err, LP_EFORMAT, "%s: sizes are implausibly large", path);
     if (cfg->arch != LP_ARCH_LLAMA && cfg->n_heads * cfg->d_head != cfg->d_model)
         return lp_error_set(err, LP_EFORMAT, "%s: d_model %d is not divisible by %d heads", path, cfg->d_model,

@@ -16,6 +16,9 @@
 
 #include "loupe_impl.h"
 
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+
 #define QBLOCK 128 /* query rows per attention block */
 #define W_USER 1
 #define W_CACHE 2
@@ -211,27 +214,91 @@ static int continue_as(fwd *f, lp_hook_kind k, int layer, buf src, size_t n, buf
 
 /* ---------------- building blocks ---------------- */
 
-void lpi_linear_fwd(const lpi_linear *l, const float *x, int ldx, float *y, int ldy, int M)
+typedef struct lin_ctx {
+    const lpi_linear *l;
+    const float *x;
+    float *y;
+    int ldx, ldy, M, chunk;
+} lin_ctx;
+
+static void lin_task(int task, int thread, void *vctx)
 {
-    if (M <= 0)
+    (void)thread;
+    const lin_ctx *a = vctx;
+    const lpi_linear *l = a->l;
+    int j0 = task * a->chunk, j1 = j0 + a->chunk < l->n_out ? j0 + a->chunk : l->n_out;
+    if (j1 <= j0)
         return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->trans ? CblasTrans : CblasNoTrans, M, l->n_out, l->n_in, 1.0f, x,
-                ldx, l->w, l->ld, 0.0f, y, ldy);
+    const float *w = l->trans ? l->w + (size_t)j0 * l->ld : l->w + j0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->trans ? CblasTrans : CblasNoTrans, a->M, j1 - j0, l->n_in, 1.0f, a->x,
+                a->ldx, w, l->ld, 0.0f, a->y + j0, a->ldy);
     if (l->b)
-        for (int r = 0; r < M; r++) {
-            float *yr = y + (size_t)r * ldy;
-            for (int j = 0; j < l->n_out; j++)
+        for (int r = 0; r < a->M; r++) {
+            float *yr = a->y + (size_t)r * a->ldy;
+            for (int j = j0; j < j1; j++)
                 yr[j] += l->b[j];
         }
 }
 
+/* y = x·W (+ b), split over output columns across the pool: each thread runs a
+ * single-threaded sgemm on its own column block. */
+static void linear_par(lpi_pool *pool, const lpi_linear *l, const float *x, int ldx, float *y, int ldy, int M)
+{
+    if (M <= 0)
+        return;
+    int n = lpi_pool_size(pool);
+    int tasks = n > 1 ? 2 * n : 1;
+    int chunk = (l->n_out + tasks - 1) / tasks;
+    chunk = (chunk + 15) & ~15;
+    tasks = (l->n_out + chunk - 1) / chunk;
+    lin_ctx a = {l, x, y, ldx, ldy, M, chunk};
+    lpi_pool_run(pool, tasks, lin_task, &a);
+}
+
+void lpi_linear_fwd(const lpi_linear *l, const float *x, int ldx, float *y, int ldy, int M)
+{
+    lin_ctx a = {l, x, y, ldx, ldy, M, l->n_out};
+    if (M > 0)
+        lin_task(0, 0, &a);
+}
+
+typedef struct norm_ctx {
+    const lp_config *c;
+    const float *x, *w, *b;
+    float *y, *scale;
+    int rows, chunk;
+} norm_ctx;
+
+static void norm_task(int task, int thread, void *vctx)
+{
+    (void)thread;
+    const norm_ctx *a = vctx;
+    const lp_config *c = a->c;
+    int r0 = task * a->chunk, n = r0 + a->chunk < a->rows ? a->chunk : a->rows - r0;
+    if (n <= 0)
+        return;
+    size_t off = (size_t)r0 * c->d_model;
+    float *sc = a->scale ? a->scale + r0 : NULL;
+    if (c->norm == LP_NORM_RMSNORM)
+        lpi_rmsnorm(a->x + off, c->d_model, a->y + off, c->d_model, sc, a->w, n, c->d_model, c->norm_eps);
+    else
+        lpi_layernorm(a->x + off, c->d_model, a->y + off, c->d_model, sc, a->w, a->b, n, c->d_model, c->norm_eps);
+}
+
+static void norm_rows(lpi_pool *pool, const lp_config *c, const float *x, float *y, float *scale, const float *w,
+                      const float *b, int rows)
+{
+    int tasks = rows >= 64 && pool ? 2 * lpi_pool_size(pool) : 1;
+    norm_ctx a = {c, x, w, b, y, scale, rows, (rows + tasks - 1) / tasks};
+    if (pool)
+        lpi_pool_run(pool, tasks, norm_task, &a);
+    else
+        norm_task(0, 0, &a);
+}
+
 static void norm(fwd *f, const float *x, float *y, float *scale, const float *w, const float *b, int rows)
 {
-    const lp_config *c = f->c;
-    if (c->norm == LP_NORM_RMSNORM)
-        lpi_rmsnorm(x, c->d_model, y, c->d_model, scale, w, rows, c->d_model, c->norm_eps);
-    else
-        lpi_layernorm(x, c->d_model, y, c->d_model, scale, w, b, rows, c->d_model, c->norm_eps);
+    norm_rows(f->m->pool, f->c, x, y, scale, w, b, rows);
 }
 
 /* ln → (scale, normalized) hooks; returns the normalized buffer. */
@@ -341,32 +408,74 @@ static void scores_block(fwd *f, int b, const float *q, int ldq, const float *k,
     }
 }
 
+/* Attention is parallel over (batch, head) pairs; each phase is one pool run. */
+typedef struct att_ctx {
+    fwd *f;
+    const float *q, *k, *v;
+    float *S, *P, *z; /* S/P: materialised [B, H, T, Tk] or NULL */
+    float *scratch;   /* per thread [QBLOCK, Tk] for the fused path */
+    int hk, g, ldq, ldk, full;
+    float alpha;
+    enum { PH_SCORES, PH_SOFTMAX, PH_PV, PH_FUSED } phase;
+} att_ctx;
+
+static void att_task(int task, int thread, void *vctx)
+{
+    att_ctx *a = vctx;
+    fwd *f = a->f;
+    int H = f->c->n_heads, Dh = f->c->d_head, T = f->T, Tk = f->Tk;
+    int b = task / H, h = task % H;
+    const float *qb = a->q + ((size_t)b * T * H + h) * Dh;
+    const float *kb = a->k + ((size_t)b * Tk * a->hk + h / a->g) * Dh;
+    const float *vb = a->v + ((size_t)b * Tk * a->hk + h / a->g) * Dh;
+    float *zb = a->z + ((size_t)b * T * H + h) * Dh;
+    size_t bh = ((size_t)b * H + h) * T * Tk;
+    for (int t0 = 0; t0 < T; t0 += QBLOCK) {
+        int t1 = t0 + QBLOCK < T ? t0 + QBLOCK : T;
+        int kmax = f->past + t1;
+        switch (a->phase) {
+        case PH_SCORES:
+            scores_block(f, b, qb, a->ldq, kb, a->ldk, a->alpha, t0, t1, kmax, a->S + bh + (size_t)t0 * Tk, Tk);
+            break;
+        case PH_SOFTMAX:
+            for (int t = t0; t < t1; t++)
+                lpi_softmax_row(a->P + bh + (size_t)t * Tk, Tk);
+            break;
+        case PH_PV:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0, Dh, a->full ? Tk : kmax, 1.0f,
+                        a->P + bh + (size_t)t0 * Tk, Tk, vb, a->ldk, 0.0f, zb + (size_t)t0 * a->ldq, a->ldq);
+            break;
+        case PH_FUSED: {
+            float *S = a->scratch + (size_t)thread * QBLOCK * Tk;
+            scores_block(f, b, qb, a->ldq, kb, a->ldk, a->alpha, t0, t1, kmax, S, Tk);
+            for (int t = t0; t < t1; t++)
+                lpi_softmax_row(S + (size_t)(t - t0) * Tk, kmax);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0, Dh, kmax, 1.0f, S, Tk, vb, a->ldk, 0.0f,
+                        zb + (size_t)t0 * a->ldq, a->ldq);
+            break;
+        }
+        }
+    }
+}
+
 static int attention(fwd *f, int L, const float *q, const float *k, const float *v, int hk, buf *z)
 {
     const lp_config *c = f->c;
-    int H = c->n_heads, Dh = c->d_head, T = f->T, Tk = f->Tk, g = H / hk, rc;
-    int ldq = H * Dh, ldk = hk * Dh;
-    float alpha = c->attn_scale;
-    if (c->scale_attn_by_inverse_layer_idx)
-        alpha /= (float)(L + 1);
+    int H = c->n_heads, Dh = c->d_head, T = f->T, Tk = f->Tk, rc;
     if ((rc = act(f, LP_HOOK_Z, L, z)))
         return rc;
-    int mat = wanted(f, LP_HOOK_ATTN_SCORES, L) || wanted(f, LP_HOOK_PATTERN, L);
-    if (mat) {
+    att_ctx a = {f, q, k, v, NULL, NULL, z->p, NULL, hk, H / hk, H * Dh, hk * Dh, 0, c->attn_scale, PH_FUSED};
+    if (c->scale_attn_by_inverse_layer_idx)
+        a.alpha /= (float)(L + 1);
+    lpi_pool *pool = f->m->pool;
+    int tasks = f->B * H;
+    if (wanted(f, LP_HOOK_ATTN_SCORES, L) || wanted(f, LP_HOOK_PATTERN, L)) {
         buf S, P;
         if ((rc = act(f, LP_HOOK_ATTN_SCORES, L, &S)))
             return rc;
-        for (int b = 0; b < f->B; b++)
-            for (int h = 0; h < H; h++) {
-                const float *qb = q + ((size_t)b * T * H + h) * Dh;
-                const float *kb = k + ((size_t)b * Tk * hk + h / g) * Dh;
-                float *Sb = S.p + ((size_t)b * H + h) * T * Tk;
-                for (int t0 = 0; t0 < T; t0 += QBLOCK) {
-                    int t1 = t0 + QBLOCK < T ? t0 + QBLOCK : T;
-                    int kmax = f->past + t1;
-                    scores_block(f, b, qb, ldq, kb, ldk, alpha, t0, t1, kmax, Sb + (size_t)t0 * Tk, Tk);
-                }
-            }
+        a.S = S.p;
+        a.phase = PH_SCORES;
+        lpi_pool_run(pool, tasks, att_task, &a);
         if ((rc = fire(f, LP_HOOK_ATTN_SCORES, L, S.p)))
             return rc;
         size_t n = (size_t)f->B * H * T * Tk;
@@ -377,59 +486,69 @@ static int attention(fwd *f, int L, const float *q, const float *k, const float 
         } else {
             P = S;
         }
-        for (size_t r = 0; r < (size_t)f->B * H * T; r++)
-            lpi_softmax_row(P.p + r * Tk, Tk);
+        a.P = P.p;
+        a.phase = PH_SOFTMAX;
+        lpi_pool_run(pool, tasks, att_task, &a);
         if ((rc = fire(f, LP_HOOK_PATTERN, L, P.p)))
             return rc;
-        int full = (*want_at(f, LP_HOOK_PATTERN, L) & W_USER) != 0; /* edits may reach masked entries */
-        for (int b = 0; b < f->B; b++)
-            for (int h = 0; h < H; h++) {
-                const float *vb = v + ((size_t)b * Tk * hk + h / g) * Dh;
-                const float *Pb = P.p + ((size_t)b * H + h) * T * Tk;
-                float *zb = z->p + ((size_t)b * T * H + h) * Dh;
-                for (int t0 = 0; t0 < T; t0 += QBLOCK) {
-                    int t1 = t0 + QBLOCK < T ? t0 + QBLOCK : T;
-                    int kmax = full ? Tk : f->past + t1;
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0, Dh, kmax, 1.0f,
-                                Pb + (size_t)t0 * Tk, Tk, vb, ldk, 0.0f, zb + (size_t)t0 * ldq, ldq);
-                }
-            }
+        a.full = (*want_at(f, LP_HOOK_PATTERN, L) & W_USER) != 0; /* edits may reach masked entries */
+        a.phase = PH_PV;
+        lpi_pool_run(pool, tasks, att_task, &a);
     } else {
         size_t mark = f->ws_top;
-        float *S = scratch(f, (size_t)QBLOCK * Tk);
-        if (!S)
+        a.scratch = scratch(f, (size_t)lpi_pool_size(pool) * QBLOCK * Tk);
+        if (!a.scratch)
             return lp_error_set(f->err, LP_ENOMEM, "internal: workspace too small");
-        for (int b = 0; b < f->B; b++)
-            for (int h = 0; h < H; h++) {
-                const float *qb = q + ((size_t)b * T * H + h) * Dh;
-                const float *kb = k + ((size_t)b * Tk * hk + h / g) * Dh;
-                const float *vb = v + ((size_t)b * Tk * hk + h / g) * Dh;
-                float *zb = z->p + ((size_t)b * T * H + h) * Dh;
-                for (int t0 = 0; t0 < T; t0 += QBLOCK) {
-                    int t1 = t0 + QBLOCK < T ? t0 + QBLOCK : T;
-                    int kmax = f->past + t1;
-                    scores_block(f, b, qb, ldq, kb, ldk, alpha, t0, t1, kmax, S, Tk);
-                    for (int t = t0; t < t1; t++)
-                        lpi_softmax_row(S + (size_t)(t - t0) * Tk, kmax);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0, Dh, kmax, 1.0f, S, Tk, vb,
-                                ldk, 0.0f, zb + (size_t)t0 * ldq, ldq);
-                }
-            }
+        a.phase = PH_FUSED;
+        lpi_pool_run(pool, tasks, att_task, &a);
         f->ws_top = mark;
     }
     return fire(f, LP_HOOK_Z, L, z->p);
 }
 
-static void activation(lp_act_kind a, const float *src, float *dst, size_t n)
+typedef struct act_ctx {
+    lp_act_kind kind;
+    const float *src, *lin;
+    float *dst;
+    size_t n, chunk;
+} act_ctx;
+
+static void act_task(int task, int thread, void *vctx)
 {
+    (void)thread;
+    const act_ctx *a = vctx;
+    size_t i0 = (size_t)task * a->chunk, n = i0 + a->chunk < a->n ? a->chunk : a->n - i0;
+    if (i0 >= a->n)
+        return;
+    const float *src = a->src + i0;
+    float *dst = a->dst + i0;
+    if (a->lin && a->kind == LP_ACT_SILU) { /* fused SwiGLU */
+        lpi_silu_mul(src, a->lin + i0, dst, n);
+        return;
+    }
     if (dst != src)
         memcpy(dst, src, n * sizeof(float));
-    switch (a) {
+    switch (a->kind) {
     case LP_ACT_GELU_TANH: lpi_gelu_tanh(dst, n); break;
     case LP_ACT_GELU_ERF: lpi_gelu_erf(dst, n); break;
-    case LP_ACT_SILU: lpi_silu_mul(dst, NULL, dst, 0); { for (size_t i = 0; i < n; i++) dst[i] = dst[i] / (1.0f + lpi_expf(-dst[i])); } break;
+    case LP_ACT_SILU:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = dst[i] / (1.0f + lpi_expf(-dst[i]));
+        break;
     case LP_ACT_RELU: lpi_relu(dst, n); break;
     }
+    if (a->lin)
+        for (size_t i = 0; i < n; i++)
+            dst[i] *= a->lin[i0 + i];
+}
+
+/* dst = act(src) (· lin for gated MLPs), in parallel chunks */
+static void activation(fwd *f, lp_act_kind kind, const float *src, const float *lin, float *dst, size_t n)
+{
+    int tasks = n >= 16384 ? 2 * lpi_pool_size(f->m->pool) : 1;
+    size_t chunk = ((n + (size_t)tasks - 1) / (size_t)tasks + 15) & ~(size_t)15;
+    act_ctx a = {kind, src, lin, dst, n, chunk};
+    lpi_pool_run(f->m->pool, tasks, act_task, &a);
 }
 
 static int block(fwd *f, int L, buf x, buf *out)
@@ -450,19 +569,19 @@ static int block(fwd *f, int L, buf x, buf *out)
     if (c->arch == LP_ARCH_LLAMA) {
         if ((rc = act(f, LP_HOOK_K, L, &k)) || (rc = act(f, LP_HOOK_V, L, &v)))
             return rc;
-        lpi_linear_fwd(&w->q, a_in.p, D, q.p, H * Dh, BT);
+        linear_par(f->m->pool, &w->q, a_in.p, D, q.p, H * Dh, BT);
         if (expand) {
             size_t mark = f->ws_top;
             float *tk = scratch(f, (size_t)BT * hk * Dh), *tv = scratch(f, (size_t)BT * hk * Dh);
-            lpi_linear_fwd(&w->k, a_in.p, D, tk, hk * Dh, BT);
-            lpi_linear_fwd(&w->v, a_in.p, D, tv, hk * Dh, BT);
+            linear_par(f->m->pool, &w->k, a_in.p, D, tk, hk * Dh, BT);
+            linear_par(f->m->pool, &w->v, a_in.p, D, tv, hk * Dh, BT);
             expand_heads(tk, k.p, (size_t)BT, hk, H, Dh);
             expand_heads(tv, v.p, (size_t)BT, hk, H, Dh);
             (void)mark; /* the two temporaries stay until the block ends */
             hk = H;
         } else {
-            lpi_linear_fwd(&w->k, a_in.p, D, k.p, hk * Dh, BT);
-            lpi_linear_fwd(&w->v, a_in.p, D, v.p, hk * Dh, BT);
+            linear_par(f->m->pool, &w->k, a_in.p, D, k.p, hk * Dh, BT);
+            linear_par(f->m->pool, &w->v, a_in.p, D, v.p, hk * Dh, BT);
         }
     } else {
         if ((rc = act(f, LP_HOOK_K, L, &k)) || (rc = act(f, LP_HOOK_V, L, &v)))
@@ -476,13 +595,13 @@ static int block(fwd *f, int L, buf x, buf *out)
                 lk.b += D;
                 lv.b += 2 * D;
             }
-            lpi_linear_fwd(&lq, a_in.p, D, q.p, D, BT);
-            lpi_linear_fwd(&lk, a_in.p, D, k.p, D, BT);
-            lpi_linear_fwd(&lv, a_in.p, D, v.p, D, BT);
+            linear_par(f->m->pool, &lq, a_in.p, D, q.p, D, BT);
+            linear_par(f->m->pool, &lk, a_in.p, D, k.p, D, BT);
+            linear_par(f->m->pool, &lv, a_in.p, D, v.p, D, BT);
         } else { /* neox: rows of query_key_value are [H, 3, Dh] */
             size_t mark = f->ws_top;
             float *qkv = scratch(f, (size_t)BT * 3 * D);
-            lpi_linear_fwd(&w->qkv, a_in.p, D, qkv, 3 * D, BT);
+            linear_par(f->m->pool, &w->qkv, a_in.p, D, qkv, 3 * D, BT);
             for (size_t r = 0; r < (size_t)BT; r++)
                 for (int h = 0; h < H; h++) {
                     const float *s = qkv + r * 3 * D + (size_t)h * 3 * Dh;
@@ -518,7 +637,7 @@ static int block(fwd *f, int L, buf x, buf *out)
         return rc;
     if ((rc = act(f, LP_HOOK_ATTN_OUT, L, &ao)))
         return rc;
-    lpi_linear_fwd(&w->o, z.p, H * Dh, ao.p, D, BT);
+    linear_par(f->m->pool, &w->o, z.p, H * Dh, ao.p, D, BT);
     if ((rc = fire(f, LP_HOOK_ATTN_OUT, L, ao.p)))
         return rc;
     (void)nH;
@@ -542,32 +661,26 @@ static int block(fwd *f, int L, buf x, buf *out)
         buf lin;
         if ((rc = act(f, LP_HOOK_MLP_PRE_LINEAR, L, &lin)))
             return rc;
-        lpi_linear_fwd(&w->mlp_gate, m_in.p, D, pre.p, F, BT);
-        lpi_linear_fwd(&w->mlp_in, m_in.p, D, lin.p, F, BT);
+        linear_par(f->m->pool, &w->mlp_gate, m_in.p, D, pre.p, F, BT);
+        linear_par(f->m->pool, &w->mlp_in, m_in.p, D, lin.p, F, BT);
         if ((rc = fire(f, LP_HOOK_MLP_PRE, L, pre.p)) || (rc = fire(f, LP_HOOK_MLP_PRE_LINEAR, L, lin.p)))
             return rc;
         if ((rc = act(f, LP_HOOK_MLP_POST, L, &post)))
             return rc;
-        if (c->act == LP_ACT_SILU) {
-            lpi_silu_mul(pre.p, lin.p, post.p, nF);
-        } else {
-            activation(c->act, pre.p, post.p, nF);
-            for (size_t i = 0; i < nF; i++)
-                post.p[i] *= lin.p[i];
-        }
+        activation(f, c->act, pre.p, lin.p, post.p, nF);
     } else {
-        lpi_linear_fwd(&w->mlp_in, m_in.p, D, pre.p, F, BT);
+        linear_par(f->m->pool, &w->mlp_in, m_in.p, D, pre.p, F, BT);
         if ((rc = fire(f, LP_HOOK_MLP_PRE, L, pre.p)))
             return rc;
         if ((rc = act(f, LP_HOOK_MLP_POST, L, &post)))
             return rc;
-        activation(c->act, pre.p, post.p, nF);
+        activation(f, c->act, pre.p, NULL, post.p, nF);
     }
     if ((rc = fire(f, LP_HOOK_MLP_POST, L, post.p)))
         return rc;
     if ((rc = act(f, LP_HOOK_MLP_OUT, L, &mo)))
         return rc;
-    lpi_linear_fwd(&w->mlp_out, post.p, F, mo.p, D, BT);
+    linear_par(f->m->pool, &w->mlp_out, post.p, F, mo.p, D, BT);
     if ((rc = fire(f, LP_HOOK_MLP_OUT, L, mo.p)))
         return rc;
 
@@ -644,7 +757,7 @@ static size_t workspace_floats(const fwd *f, int mat_scores)
     n += r16(BT * D);                        /* resid_mid                        */
     n += 7 * r16(BT * HD) + r16(BT * 3 * D); /* q k v rot_q rot_k z + temps, qkv */
     n += 3 * r16(BT * F) + r16(BT * D);      /* pre, pre_linear, post, mlp_out   */
-    n += r16((size_t)QBLOCK * f->Tk);
+    n += (size_t)lpi_pool_size(f->m->pool) * r16((size_t)QBLOCK * f->Tk);
     if (mat_scores)
         n += 2 * r16((size_t)f->B * c->n_heads * f->T * f->Tk);
     n += r16(BT * D) + r16(BT) + 2 * r16((size_t)f->T * (c->rotary_dim / 2 + 1)); /* ln_final, rope */
@@ -695,6 +808,7 @@ int lp_model_run(lp_model *m, const lp_batch *bt, const lp_run_opts *opts, lp_er
     const lp_run_opts *o = opts ? opts : &defaults;
     const lp_config *c = &m->cfg;
     int past = o->kv ? o->kv->len : 0;
+    int blas_threads = m->pool ? lpi_pool_size(m->pool) : (openblas_get_num_threads ? openblas_get_num_threads() : 1);
     int rc = check_inputs(m, bt, o, past, err);
     if (rc)
         return rc;
@@ -719,6 +833,11 @@ int lp_model_run(lp_model *m, const lp_batch *bt, const lp_run_opts *opts, lp_er
         f.lengths[b] = bt->lengths ? bt->lengths[b] : f.T;
     if ((rc = resolve(&f)))
         goto done;
+    if (!m->pool)
+        m->pool = lpi_pool_new(blas_threads);
+    /* The pool splits every matrix product itself; BLAS runs one thread per call. */
+    if (openblas_set_num_threads && blas_threads > 1)
+        openblas_set_num_threads(1);
     int mat = 0;
     for (int L = 0; L < c->n_layers; L++)
         mat |= wanted(&f, LP_HOOK_ATTN_SCORES, L) || wanted(&f, LP_HOOK_PATTERN, L);
@@ -807,20 +926,22 @@ int lp_model_run(lp_model *m, const lp_batch *bt, const lp_run_opts *opts, lp_er
             const float *src = x.p + ((size_t)b * f.T + f.lengths[b] - 1) * c->d_model;
             norm(&f, src, rows + (size_t)b * c->d_model, NULL, m->lnf_w, m->lnf_b, 1);
         }
-        lpi_linear_fwd(&m->unembed, rows, c->d_model, o->logits_out, c->d_vocab, f.B);
+        linear_par(m->pool, &m->unembed, rows, c->d_model, o->logits_out, c->d_vocab, f.B);
         goto done;
     }
     buf ln;
     if ((rc = norm_point(&f, LP_HOOK_LN_FINAL_SCALE, LP_HOOK_LN_FINAL_NORMALIZED, -1, x.p, m->lnf_w, m->lnf_b, &ln)))
         goto done;
     if (o->logits == LP_LOGITS_ALL) {
-        lpi_linear_fwd(&m->unembed, ln.p, c->d_model, o->logits_out, c->d_vocab, f.BT);
+        linear_par(m->pool, &m->unembed, ln.p, c->d_model, o->logits_out, c->d_vocab, f.BT);
     } else if (o->logits == LP_LOGITS_LAST) {
         for (int b = 0; b < f.B; b++)
-            lpi_linear_fwd(&m->unembed, ln.p + ((size_t)b * f.T + f.lengths[b] - 1) * c->d_model, c->d_model,
+            linear_par(m->pool, &m->unembed, ln.p + ((size_t)b * f.T + f.lengths[b] - 1) * c->d_model, c->d_model,
                            o->logits_out + (size_t)b * c->d_vocab, c->d_vocab, 1);
     }
 done:
+    if (openblas_set_num_threads && blas_threads > 1)
+        openblas_set_num_threads(blas_threads);
     if (!rc && o->kv)
         o->kv->len += f.T;
     free(f.want);
@@ -829,19 +950,30 @@ done:
     return rc;
 }
 
+/* The final norm and unembedding exactly as lp_model_run applies them (same row
+ * chunks, same column split over the model's pool, single-threaded BLAS per task), so
+ * that lens readings of the final residual stream equal the model's logits bit for bit. */
 int lp_model_ln_final(const lp_model *m, const float *x, int rows, float *out, float *scale)
 {
-    const lp_config *c = &m->cfg;
-    if (c->norm == LP_NORM_RMSNORM)
-        lpi_rmsnorm(x, c->d_model, out, c->d_model, scale, m->lnf_w, rows, c->d_model, c->norm_eps);
-    else
-        lpi_layernorm(x, c->d_model, out, c->d_model, scale, m->lnf_w, m->lnf_b, rows, c->d_model, c->norm_eps);
+    if (rows > 0)
+        norm_rows(m->pool, &m->cfg, x, out, scale, m->lnf_w, m->lnf_b, rows);
     return LP_OK;
 }
 
 int lp_model_unembed(const lp_model *m, const float *x, int rows, float *logits)
 {
-    lpi_linear_fwd(&m->unembed, x, m->cfg.d_model, logits, m->cfg.d_vocab, rows);
+    if (rows <= 0)
+        return LP_OK;
+    if (!m->pool) {
+        lpi_linear_fwd(&m->unembed, x, m->cfg.d_model, logits, m->cfg.d_vocab, rows);
+    } else {
+        int threads = lpi_pool_size(m->pool);
+        if (openblas_set_num_threads && threads > 1)
+            openblas_set_num_threads(1);
+        linear_par(m->pool, &m->unembed, x, m->cfg.d_model, logits, m->cfg.d_vocab, rows);
+        if (openblas_set_num_threads && threads > 1)
+            openblas_set_num_threads(threads);
+    }
     if (m->b_U)
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < m->cfg.d_vocab; j++)

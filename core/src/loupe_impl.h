@@ -48,6 +48,13 @@ typedef struct lpi_layer {
     lpi_linear mlp_out;         /* [d_mlp -> d]                                 */
 } lpi_layer;
 
+/* pool.c: fork-join over task indices (caller + n-1 workers) */
+typedef struct lpi_pool lpi_pool;
+LPI_HIDDEN lpi_pool *lpi_pool_new(int n_threads);
+LPI_HIDDEN void lpi_pool_free(lpi_pool *p);
+LPI_HIDDEN int lpi_pool_size(const lpi_pool *p);
+LPI_HIDDEN void lpi_pool_run(lpi_pool *p, int n_tasks, void (*fn)(int task, int thread, void *ctx), void *ctx);
+
 typedef struct lpi_workspace {
     float *buf;
     size_t cap; /* floats */
@@ -73,12 +80,15 @@ struct lp_model {
     float *rope_inv_freq; /* [rotary_dim/2]                            */
 
     lpi_workspace ws;
+    lpi_pool *pool;     /* created on the first run                    */
     double load_s;
     double last_run_ms;
 };
 
 /* config.c */
 LPI_HIDDEN int lpi_config_parse(const char *path, lp_config *cfg, lp_error *err);
+/* Same from text in memory (need not be NUL-terminated); path names it in messages. */
+LPI_HIDDEN int lpi_config_parse_mem(const char *text, size_t len, const char *path, lp_config *cfg, lp_error *err);
 /* model_bind.c: find every tensor the architecture needs in the open files. */
 LPI_HIDDEN int lpi_model_bind(lp_model *m, lp_error *err);
 

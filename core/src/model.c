@@ -129,8 +129,9 @@ int lp_model_resolve(const char *spec, char *dir, size_t cap, lp_error *err)
     if (strchr(spec, '/') == strrchr(spec, '/') && spec[0] != '.' && spec[0] != '/' &&
         from_hub(spec, dir, cap, looked, sizeof looked))
         return LP_OK;
-    return lp_error_set(err, LP_ENOTFOUND, "model '%s' not found (not a folder; looked in: %s)", spec,
-                        *looked ? looked : "nowhere");
+    if (!*looked) /* a path: it was the only place to look */
+        return lp_error_set(err, LP_ENOTFOUND, "%s: model not found: no such folder", spec);
+    return lp_error_set(err, LP_ENOTFOUND, "model '%s' not found (not a folder; looked in: %s)", spec, looked);
 }
 
 static int open_weights(lp_model *m, lp_error *err)
@@ -277,6 +278,7 @@ void lp_model_free(lp_model *m)
     if (m->tok)
         lp_tokenizer_free(m->tok);
     free(m->ws.buf);
+    lpi_pool_free(m->pool);
     free(m->dir);
     free(m->name);
     free(m);

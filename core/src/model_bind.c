@@ -60,8 +60,13 @@ static const float *get(binder *b, const char *name, int nd, int64_t d0, int64_t
         return NULL;
     int fi, ti;
     if (!locate(b, name, &fi, &ti)) {
-        b->rc = lp_error_set(b->err, LP_ENOTFOUND, "%s: missing tensor '%s%s'", b->m->dir,
-                             b->prefix ? b->prefix : "", name);
+        /* name the weight file (or the shard index) the tensor should have been in */
+        if (b->m->n_files == 1)
+            b->rc = lp_error_set(b->err, LP_ENOTFOUND, "%s: missing tensor '%s%s'", lp_st_path(b->m->files[0]),
+                                 b->prefix ? b->prefix : "", name);
+        else
+            b->rc = lp_error_set(b->err, LP_ENOTFOUND, "%s/model.safetensors.index.json: missing tensor '%s%s'",
+                                 b->m->dir, b->prefix ? b->prefix : "", name);
         return NULL;
     }
     lp_st_file *f = b->m->files[fi];

@@ -188,8 +188,9 @@ int lp_call_set_param_tokens(lp_call *c, const char *name, const int32_t *ids, i
     if (n <= 0)
         return lp_error_set(err, LP_EINVAL, "%s: parameter '%s': no token ids given", c->m->full_name, name);
     param_val *v = &c->pv[k];
+    size_t cap = (size_t)n * 12 + 1;
     int32_t *t = malloc((size_t)n * sizeof *t);
-    char *s = malloc((size_t)n * 12 + 1);
+    char *s = malloc(cap);
     if (!t || !s) {
         free(t);
         free(s);
@@ -198,7 +199,7 @@ int lp_call_set_param_tokens(lp_call *c, const char *name, const int32_t *ids, i
     memcpy(t, ids, (size_t)n * sizeof *t);
     size_t o = 0;
     for (int i = 0; i < n; i++)
-        o += (size_t)sprintf(s + o, "%s%d", i ? "," : "", (int)ids[i]);
+        o += (size_t)snprintf(s + o, cap - o, "%s%d", i ? "," : "", (int)ids[i]);
     free(v->owned);
     free(v->tokens);
     v->owned = s;

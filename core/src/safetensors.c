@@ -149,6 +149,10 @@ static int parse(lp_st_file *f, lp_error *err)
                 rc = lp_error_set(err, LP_EFORMAT, "%s: __metadata__ is not an object", p);
                 break;
             }
+            if (f->meta_k) { /* a second one would overflow the first one's arrays */
+                rc = lp_error_set(err, LP_EFORMAT, "%s: __metadata__ appears twice in the header", p);
+                break;
+            }
             int nm = cJSON_GetArraySize(it);
             f->meta_k = calloc((size_t)nm + 1, sizeof(char *));
             f->meta_v = calloc((size_t)nm + 1, sizeof(char *));
@@ -164,7 +168,13 @@ static int parse(lp_st_file *f, lp_error *err)
                 f->meta_k[f->n_meta] = lpi_strdup(m->string);
                 f->meta_v[f->n_meta] = lpi_strdup(m->valuestring);
                 f->n_meta++;
+                if (!f->meta_k[f->n_meta - 1] || !f->meta_v[f->n_meta - 1]) {
+                    rc = lp_error_set(err, LP_ENOMEM, "%s: out of memory", p);
+                    break;
+                }
             }
+            if (rc)
+                break;
             continue;
         }
         entry *en = &f->e[f->n];
@@ -195,12 +205,19 @@ static int parse(lp_st_file *f, lp_error *err)
     for (int i = 0; i < f->n; i++)
         by[i] = &f->e[i];
     qsort(by, (size_t)f->n, sizeof *by, cmp_begin);
-    for (int i = 1; i < f->n; i++) {
-        if (by[i]->begin < by[i - 1]->end && by[i]->end > by[i]->begin) {
-            rc = lp_error_set(err, LP_EFORMAT, "%s: tensors '%s' and '%s' overlap in the data area", p,
-                              by[i - 1]->name, by[i]->name);
+    /* Compare with the non-empty tensor reaching furthest so far, not just the previous
+     * one: an empty tensor in between must not hide an overlap. */
+    const entry *far = NULL;
+    for (int i = 0; i < f->n; i++) {
+        if (by[i]->end == by[i]->begin)
+            continue;
+        if (far && by[i]->begin < far->end) {
+            rc = lp_error_set(err, LP_EFORMAT, "%s: tensors '%s' and '%s' overlap in the data area", p, far->name,
+                              by[i]->name);
             break;
         }
+        if (!far || by[i]->end > far->end)
+            far = by[i];
     }
     free(by);
     return rc;
