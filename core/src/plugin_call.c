@@ -34,7 +34,7 @@ typedef struct result {
 
 struct lp_call {
     lp_registry *reg;
-    const lpi_method *m;
+    int mi; /* method index: the registry may grow (and move its arrays) while a call lives */
     lp_model *model;
     param_val *pv;
     int add_bos;
@@ -48,6 +48,8 @@ struct lp_call {
     result *res;
     int n_res, cap_res;
 };
+
+#define METHOD(c) (&(c)->reg->methods[(c)->mi])
 
 static void result_clear(result *r)
 {
@@ -96,17 +98,17 @@ lp_call *lp_call_new(lp_registry *r, const char *full_name, lp_model *model, lp_
         return NULL;
     }
     c->reg = r;
-    c->m = &r->methods[i];
+    c->mi = i;
     c->model = model;
     c->add_bos = -1;
-    c->pv = calloc((size_t)c->m->d.n_params + 1, sizeof *c->pv);
+    c->pv = calloc((size_t)METHOD(c)->d.n_params + 1, sizeof *c->pv);
     if (!c->pv) {
         free(c);
         lp_error_set(err, LP_ENOMEM, "out of memory");
         return NULL;
     }
-    for (int k = 0; k < c->m->d.n_params; k++) {
-        const lp_param_desc *pd = &c->m->d.params[k];
+    for (int k = 0; k < METHOD(c)->d.n_params; k++) {
+        const lp_param_desc *pd = &METHOD(c)->d.params[k];
         c->pv[k].value = pd->default_value;
         if (pd->default_value) { /* checked at registration */
             char why[64];
@@ -122,7 +124,7 @@ void lp_call_free(lp_call *c)
         return;
     results_clear(c);
     free(c->res);
-    for (int k = 0; k < c->m->d.n_params; k++) {
+    for (int k = 0; k < METHOD(c)->d.n_params; k++) {
         free(c->pv[k].owned);
         free(c->pv[k].tokens);
     }
@@ -132,8 +134,8 @@ void lp_call_free(lp_call *c)
 
 static int param_index(const lp_call *c, const char *name)
 {
-    for (int k = 0; k < c->m->d.n_params; k++)
-        if (!strcmp(c->m->d.params[k].name, name))
+    for (int k = 0; k < METHOD(c)->d.n_params; k++)
+        if (!strcmp(METHOD(c)->d.params[k].name, name))
             return k;
     return -1;
 }
@@ -143,10 +145,10 @@ static int unknown_param(const lp_call *c, const char *name, lp_error *err)
     char list[384];
     size_t k = 0;
     list[0] = 0;
-    for (int i = 0; i < c->m->d.n_params && k + 2 < sizeof list; i++)
-        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", c->m->d.params[i].name);
-    return lp_error_set(err, LP_ENOTFOUND, "%s has no parameter '%s'; its parameters: %s", c->m->full_name, name,
-                        c->m->d.n_params ? list : "none");
+    for (int i = 0; i < METHOD(c)->d.n_params && k + 2 < sizeof list; i++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", METHOD(c)->d.params[i].name);
+    return lp_error_set(err, LP_ENOTFOUND, "%s has no parameter '%s'; its parameters: %s", METHOD(c)->full_name, name,
+                        METHOD(c)->d.n_params ? list : "none");
 }
 
 int lp_call_set_param(lp_call *c, const char *name, const char *value, lp_error *err)
@@ -154,13 +156,13 @@ int lp_call_set_param(lp_call *c, const char *name, const char *value, lp_error 
     int k = param_index(c, name);
     if (k < 0)
         return unknown_param(c, name, err);
-    const lp_param_desc *pd = &c->m->d.params[k];
+    const lp_param_desc *pd = &METHOD(c)->d.params[k];
     param_val *v = &c->pv[k];
     char why[320];
     int64_t iv;
     double fv;
     if (lpi_parse_param(pd->type, value, &iv, &fv, why, sizeof why))
-        return lp_error_set(err, LP_EINVAL, "%s: parameter '%s' (%s): %s", c->m->full_name, name,
+        return lp_error_set(err, LP_EINVAL, "%s: parameter '%s' (%s): %s", METHOD(c)->full_name, name,
                             lp_param_type_name(pd->type), why);
     char *s = lpi_strdup(value);
     if (!s)
@@ -182,11 +184,11 @@ int lp_call_set_param_tokens(lp_call *c, const char *name, const int32_t *ids, i
     int k = param_index(c, name);
     if (k < 0)
         return unknown_param(c, name, err);
-    if (c->m->d.params[k].type != LP_PARAM_TEXT)
+    if (METHOD(c)->d.params[k].type != LP_PARAM_TEXT)
         return lp_error_set(err, LP_EINVAL, "%s: parameter '%s' is %s, not text; token ids cannot be given",
-                            c->m->full_name, name, lp_param_type_name(c->m->d.params[k].type));
+                            METHOD(c)->full_name, name, lp_param_type_name(METHOD(c)->d.params[k].type));
     if (n <= 0)
-        return lp_error_set(err, LP_EINVAL, "%s: parameter '%s': no token ids given", c->m->full_name, name);
+        return lp_error_set(err, LP_EINVAL, "%s: parameter '%s': no token ids given", METHOD(c)->full_name, name);
     param_val *v = &c->pv[k];
     size_t cap = (size_t)n * 12 + 1;
     int32_t *t = malloc((size_t)n * sizeof *t);
@@ -230,9 +232,9 @@ void lp_call_set_log(lp_call *c, lp_log_fn cb, void *user)
 /* Required parameters, text → tokens, hook names against the model. */
 static int prepare(lp_call *c, lp_error *err)
 {
-    const char *fn = c->m->full_name;
-    for (int k = 0; k < c->m->d.n_params; k++) {
-        const lp_param_desc *pd = &c->m->d.params[k];
+    const char *fn = METHOD(c)->full_name;
+    for (int k = 0; k < METHOD(c)->d.n_params; k++) {
+        const lp_param_desc *pd = &METHOD(c)->d.params[k];
         param_val *v = &c->pv[k];
         if (!v->value)
             return lp_error_set(err, LP_EINVAL, "%s: parameter '%s' (%s) is required", fn, pd->name,
@@ -295,7 +297,7 @@ int lp_call_run(lp_call *c, lp_error *err)
     if (rc)
         return rc;
     c->running = 1;
-    rc = c->m->d.run(c, &lpi_host_api);
+    rc = METHOD(c)->d.run(c, &lpi_host_api);
     c->running = 0;
     if (rc > 0)
         rc = LP_EINVAL;
@@ -304,11 +306,11 @@ int lp_call_run(lp_call *c, lp_error *err)
     if (rc) {
         results_clear(c);
         if (c->err.msg[0])
-            lp_error_set(err, rc, "%s: %s", c->m->full_name, c->err.msg);
+            lp_error_set(err, rc, "%s: %s", METHOD(c)->full_name, c->err.msg);
         else if (rc == LP_ECANCELLED)
-            lp_error_set(err, rc, "%s: cancelled", c->m->full_name);
+            lp_error_set(err, rc, "%s: cancelled", METHOD(c)->full_name);
         else
-            lp_error_set(err, rc, "%s failed: %s", c->m->full_name, lp_strerror(rc));
+            lp_error_set(err, rc, "%s failed: %s", METHOD(c)->full_name, lp_strerror(rc));
     }
     return rc;
 }
@@ -438,13 +440,13 @@ static param_val *get_param(lp_call *c, const char *name, int want, const char *
         return NULL;
     int k = param_index(c, name);
     if (k < 0) {
-        h_log(c, LP_LOG_WARN, "%s asked for undeclared parameter '%s'", c->m->full_name, name);
+        h_log(c, LP_LOG_WARN, "%s asked for undeclared parameter '%s'", METHOD(c)->full_name, name);
         return NULL;
     }
-    int t = c->m->d.params[k].type;
+    int t = METHOD(c)->d.params[k].type;
     if (want >= 0 && t != want && !(want == LP_PARAM_FLOAT && t == LP_PARAM_INT) &&
         !(want == LP_PARAM_INT && t == LP_PARAM_BOOL)) {
-        h_log(c, LP_LOG_WARN, "%s read %s parameter '%s' as %s", c->m->full_name, lp_param_type_name(t), name, as);
+        h_log(c, LP_LOG_WARN, "%s read %s parameter '%s' as %s", METHOD(c)->full_name, lp_param_type_name(t), name, as);
         return NULL;
     }
     return &c->pv[k];
