@@ -37,5 +37,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_hooks(int argc, char **argv);
+int cmd_plugins(int argc, char **argv);
+int cmd_call(int argc, char **argv);
 
 #endif

@@ -18,9 +18,11 @@ static const char usage[] =
     "  logits    [MODEL] (--text T | --ids 1,2,3) -o OUT.npy\n"
     "  cache     [MODEL] (--text T | --ids 1,2,3) [--names GLOB,...] -o OUT.safetensors\n"
     "  hooks     [MODEL] [--json]                 every hook point and its shape\n"
+    "  plugins   [--json]                         method plugins found, their methods\n"
+    "  call      PLUGIN.METHOD [MODEL] [key=value ...] [--json]   run a plugin method\n"
     "\n"
     "Run 'loupe COMMAND --help' for a command's options. Exit codes: 0 success,\n"
-    "2 bad usage or bad input, 1 internal failure. NO_COLOR disables colour.\n";
+    "2 bad usage or bad input, 1 internal failure, 130 cancelled. NO_COLOR disables colour.\n";
 
 int cli_color(FILE *f)
 {
@@ -175,7 +177,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"info", cmd_info},   {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
-                {"logits", cmd_logits}, {"cache", cmd_cache},     {"hooks", cmd_hooks}};
+                {"logits", cmd_logits}, {"cache", cmd_cache},     {"hooks", cmd_hooks},
+                {"plugins", cmd_plugins}, {"call", cmd_call}};
     if (argc < 2) { /* no command: show the default model, then what can be done with it */
         char *args[] = {"info", NULL};
         int rc = cmd_info(1, args);

@@ -285,11 +285,20 @@ static void norm_task(int task, int thread, void *vctx)
         lpi_layernorm(a->x + off, c->d_model, a->y + off, c->d_model, sc, a->w, a->b, n, c->d_model, c->norm_eps);
 }
 
+static void norm_rows(lpi_pool *pool, const lp_config *c, const float *x, float *y, float *scale, const float *w,
+                      const float *b, int rows)
+{
+    int tasks = rows >= 64 && pool ? 2 * lpi_pool_size(pool) : 1;
+    norm_ctx a = {c, x, w, b, y, scale, rows, (rows + tasks - 1) / tasks};
+    if (pool)
+        lpi_pool_run(pool, tasks, norm_task, &a);
+    else
+        norm_task(0, 0, &a);
+}
+
 static void norm(fwd *f, const float *x, float *y, float *scale, const float *w, const float *b, int rows)
 {
-    int tasks = rows >= 64 ? 2 * lpi_pool_size(f->m->pool) : 1;
-    norm_ctx a = {f->c, x, w, b, y, scale, rows, (rows + tasks - 1) / tasks};
-    lpi_pool_run(f->m->pool, tasks, norm_task, &a);
+    norm_rows(f->m->pool, f->c, x, y, scale, w, b, rows);
 }
 
 /* ln → (scale, normalized) hooks; returns the normalized buffer. */
@@ -941,19 +950,30 @@ done:
     return rc;
 }
 
+/* The final norm and unembedding exactly as lp_model_run applies them (same row
+ * chunks, same column split over the model's pool, single-threaded BLAS per task), so
+ * that lens readings of the final residual stream equal the model's logits bit for bit. */
 int lp_model_ln_final(const lp_model *m, const float *x, int rows, float *out, float *scale)
 {
-    const lp_config *c = &m->cfg;
-    if (c->norm == LP_NORM_RMSNORM)
-        lpi_rmsnorm(x, c->d_model, out, c->d_model, scale, m->lnf_w, rows, c->d_model, c->norm_eps);
-    else
-        lpi_layernorm(x, c->d_model, out, c->d_model, scale, m->lnf_w, m->lnf_b, rows, c->d_model, c->norm_eps);
+    if (rows > 0)
+        norm_rows(m->pool, &m->cfg, x, out, scale, m->lnf_w, m->lnf_b, rows);
     return LP_OK;
 }
 
 int lp_model_unembed(const lp_model *m, const float *x, int rows, float *logits)
 {
-    lpi_linear_fwd(&m->unembed, x, m->cfg.d_model, logits, m->cfg.d_vocab, rows);
+    if (rows <= 0)
+        return LP_OK;
+    if (!m->pool) {
+        lpi_linear_fwd(&m->unembed, x, m->cfg.d_model, logits, m->cfg.d_vocab, rows);
+    } else {
+        int threads = lpi_pool_size(m->pool);
+        if (openblas_set_num_threads && threads > 1)
+            openblas_set_num_threads(1);
+        linear_par(m->pool, &m->unembed, x, m->cfg.d_model, logits, m->cfg.d_vocab, rows);
+        if (openblas_set_num_threads && threads > 1)
+            openblas_set_num_threads(threads);
+    }
     if (m->b_U)
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < m->cfg.d_vocab; j++)

@@ -115,4 +115,44 @@ LPI_HIDDEN void lpi_add(const float *a, const float *b, float *y, size_t n);
 LPI_HIDDEN void lpi_add3(const float *a, const float *b, const float *c, float *y, size_t n);
 LPI_HIDDEN float lpi_expf(float x);
 
+/* ---- plugin host (plugin_host.c: registry and loading; plugin_call.c: calls and the
+ * host table) ---- */
+#include "loupe/plugins.h"
+
+typedef struct lpi_method {
+    lp_method_desc d; /* copy, zero-extended from the plugin's struct_size */
+    char *name;       /* copy of d.name                                     */
+    char *full_name;  /* "plugin.method"                                    */
+    int plugin;
+} lpi_method;
+
+struct lp_plugin {
+    lp_registry *reg;
+    char *path, *real;
+    void *handle;
+    char *name, *version, *summary;
+    uint32_t abi;
+    int first_method, n_methods;
+    int n_diag_at_start; /* diagnostics recorded while init ran */
+    int in_init;         /* set_info/register_method are only valid during init */
+};
+
+struct lp_registry {
+    lp_plugin **plugins;
+    int n_plugins, cap_plugins;
+    lpi_method *methods;
+    int n_methods, cap_methods;
+    char **diags;
+    int n_diags, cap_diags;
+    char **dirs;
+    int *dir_exists;
+    int n_dirs;
+};
+
+LPI_HIDDEN extern const lp_host_api lpi_host_api;
+LPI_HIDDEN int lpi_registry_diag(lp_registry *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+LPI_HIDDEN int lpi_plugin_set_info(lp_plugin *p, const char *name, const char *version, const char *summary);
+LPI_HIDDEN int lpi_plugin_register_method(lp_plugin *p, const lp_method_desc *m);
+LPI_HIDDEN int lpi_parse_param(lp_param_type t, const char *s, int64_t *iv, double *fv, char *why, size_t cap);
+
 #endif

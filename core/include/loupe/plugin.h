@@ -59,6 +59,7 @@ extern "C" {
 
 typedef struct lp_plugin lp_plugin; /* host-side record of one loaded plugin */
 typedef struct lp_call lp_call;     /* one invocation of a method            */
+typedef struct lp_host_api lp_host_api; /* the host table, below              */
 
 typedef enum lp_param_type {
     LP_PARAM_INT = 0,
@@ -93,7 +94,7 @@ typedef struct lp_method_desc {
     uint32_t caps;               /* LP_CAP_*                                       */
     /* Run the method. Read parameters and the model through the host; write results
      * with host->result_*. Return 0 or a negative LP_E* code (with host->error). */
-    int (*run)(lp_call *call, const struct lp_host_api *host);
+    int (*run)(lp_call *call, const lp_host_api *host);
 } lp_method_desc;
 
 /* A result table cell. */
@@ -105,7 +106,7 @@ typedef struct lp_cell {
 
 enum { LP_LOG_DEBUG = 0, LP_LOG_INFO, LP_LOG_WARN };
 
-typedef struct lp_host_api {
+struct lp_host_api {
     uint32_t struct_size;
     uint32_t abi_version;
 
@@ -149,6 +150,7 @@ typedef struct lp_host_api {
     int (*model_unembed)(const lp_model *m, const float *x, int rows, float *logits);
     /* Token text as bytes (for display); returns length or negative. */
     int (*token_bytes)(const lp_model *m, int32_t id, char *buf, size_t cap);
+    /* add_bos: 1, 0, or -1 for the model's rule. *ids is released with host->free. */
     int (*tokenize)(const lp_model *m, const char *text, int add_bos, int32_t **ids, int *n, lp_error *err);
     int (*hook_name)(lp_hook_kind k, int layer, char *buf, size_t cap);
     int (*hook_match)(const char *pattern, const char *name);
@@ -169,7 +171,7 @@ typedef struct lp_host_api {
     /* C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, BLAS semantics. */
     void (*sgemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
-} lp_host_api;
+};
 
 /* The plugin's entry points. */
 typedef int (*lp_plugin_init_fn)(const lp_host_api *host, lp_plugin *plugin);
