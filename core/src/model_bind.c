@@ -94,10 +94,6 @@ static const float *get(binder *b, const char *name, int nd, int64_t d0, int64_t
         return NULL;
     }
     int64_t nel = lp_tensor_nelem(&t);
-    if (b->used[fi][ti]) {
-        /* Tied weights referenced twice: find the view we already made. Cheap: convert again
-         * only when not f32. */
-    }
     b->used[fi][ti] = 1;
     b->m->n_params += nel;
     if (t.dtype == LP_F32 && ((uintptr_t)t.data & 3) == 0)
