@@ -109,12 +109,6 @@ static const float *get(binder *b, const char *name, int nd, int64_t d0, int64_t
     return buf;
 }
 
-static int present(binder *b, const char *name)
-{
-    int fi, ti;
-    return locate(b, name, &fi, &ti);
-}
-
 static lpi_linear lin(binder *b, const char *wname, const char *bname, int n_in, int n_out, int trans)
 {
     lpi_linear l = {0};
@@ -141,6 +135,23 @@ static int is_known_buffer(const char *n)
     return 0;
 }
 
+/* The unembedding: the separate head `name` unless the config ties it to the token
+ * embedding. Checkpoints that store a tied head anyway have it accepted (and unused). */
+static void bind_unembed(binder *b, const char *name)
+{
+    lp_model *m = b->m;
+    const lp_config *c = &m->cfg;
+    b->prefix = NULL;
+    if (!c->tied_embeddings) {
+        m->unembed = lin(b, name, NULL, c->d_model, c->d_vocab, 1);
+        return;
+    }
+    int fi, ti;
+    if (locate(b, name, &fi, &ti))
+        b->used[fi][ti] = 1;
+    m->unembed = (lpi_linear){m->wte, NULL, c->d_model, c->d_vocab, 1, c->d_model};
+}
+
 static void bind_gpt2(binder *b)
 {
     lp_model *m = b->m;
@@ -165,20 +176,7 @@ static void bind_gpt2(binder *b)
     }
     m->lnf_w = get(b, "ln_f.weight", 1, D, 0);
     m->lnf_b = get(b, "ln_f.bias", 1, D, 0);
-    b->prefix = NULL;
-    if (!c->tied_embeddings || present(b, "lm_head.weight")) {
-        if (c->tied_embeddings) {
-            /* Some checkpoints store the tied head anyway: accept it as the same matrix. */
-            int fi = 0, ti = 0;
-            locate(b, "lm_head.weight", &fi, &ti);
-            b->used[fi][ti] = 1;
-            m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-        } else {
-            m->unembed = lin(b, "lm_head.weight", NULL, D, c->d_vocab, 1);
-        }
-    } else {
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    }
+    bind_unembed(b, "lm_head.weight");
 }
 
 static void bind_llama(binder *b)
@@ -206,16 +204,7 @@ static void bind_llama(binder *b)
 #undef NM
     }
     m->lnf_w = get(b, "norm.weight", 1, D, 0);
-    b->prefix = NULL;
-    if (c->tied_embeddings && !present(b, "lm_head.weight"))
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    else if (c->tied_embeddings) {
-        int fi = 0, ti = 0;
-        locate(b, "lm_head.weight", &fi, &ti);
-        b->used[fi][ti] = 1;
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    } else
-        m->unembed = lin(b, "lm_head.weight", NULL, D, c->d_vocab, 1);
+    bind_unembed(b, "lm_head.weight");
 }
 
 static void bind_neox(binder *b)
@@ -243,11 +232,7 @@ static void bind_neox(binder *b)
     }
     m->lnf_w = get(b, "final_layer_norm.weight", 1, D, 0);
     m->lnf_b = get(b, "final_layer_norm.bias", 1, D, 0);
-    b->prefix = NULL;
-    if (c->tied_embeddings && !present(b, "embed_out.weight"))
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    else
-        m->unembed = lin(b, "embed_out.weight", NULL, D, c->d_vocab, 1);
+    bind_unembed(b, "embed_out.weight");
 }
 
 int lpi_model_bind(lp_model *m, lp_error *err)
