@@ -185,40 +185,51 @@ static int l_write_json(lua_State *L)
 
 /* ---- CSV ---- */
 
-static void csv_field(luaL_Buffer *b, lua_State *L, int idx)
+/* Write one cell (the value at the top of the stack); types were checked before. */
+static void csv_field(FILE *f, lua_State *L, int idx)
 {
-    char num[64];
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: return;
-    case LUA_TBOOLEAN: luaL_addstring(b, lua_toboolean(L, idx) ? "true" : "false"); return;
+    case LUA_TBOOLEAN: fputs(lua_toboolean(L, idx) ? "true" : "false", f); return;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx))
-            snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+            fprintf(f, "%lld", (long long)lua_tointeger(L, idx));
         else
-            snprintf(num, sizeof num, "%.9g", (double)lua_tonumber(L, idx));
-        luaL_addstring(b, num);
+            fprintf(f, "%.9g", (double)lua_tonumber(L, idx));
         return;
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
         int quote = strpbrk(s, ",\"\n\r") != NULL || (len && (s[0] == ' ' || s[len - 1] == ' '));
         if (!quote) {
-            luaL_addlstring(b, s, len);
+            fwrite(s, 1, len, f);
             return;
         }
-        luaL_addchar(b, '"');
+        fputc('"', f);
         for (size_t i = 0; i < len; i++) {
             if (s[i] == '"')
-                luaL_addchar(b, '"');
-            luaL_addchar(b, s[i]);
+                fputc('"', f);
+            fputc(s[i], f);
         }
-        luaL_addchar(b, '"');
+        fputc('"', f);
         return;
     }
-    default:
-        luaL_error(L, "write_csv: cannot write a %s in a cell", luaL_typename(L, idx));
+    default: return;
     }
 }
+
+/* Push row r's cell for column k (by name, else by position). */
+static int push_cell(lua_State *L, int row, int cols, int k)
+{
+    lua_geti(L, cols, k);
+    lua_gettable(L, row);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_geti(L, row, k);
+    }
+    return lua_type(L, -1);
+}
+
+static void file_close(void *f) { fclose(f); }
 
 /* loupe.write_csv(path, rows [, columns]) → true | nil, msg. rows: array of tables keyed
  * by column name (or arrays, by position). columns default to rows.columns, else the
@@ -267,41 +278,45 @@ static int l_write_csv(lua_State *L)
             luaL_argerror(L, 3, "column names must be strings");
         lua_pop(L, 1);
     }
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int k = 1; k <= nc; k++) {
-        if (k > 1)
-            luaL_addchar(&b, ',');
-        lua_geti(L, 3, k);
-        csv_field(&b, L, -1);
-        lua_pop(L, 1);
-    }
-    luaL_addchar(&b, '\n');
     int nr = (int)luaL_len(L, 2);
+    /* check every cell first, so nothing raises while the file is being written */
     for (int r = 1; r <= nr; r++) {
         if (lua_geti(L, 2, r) != LUA_TTABLE)
             luaL_error(L, "write_csv: row %d is a %s, not a table", r, luaL_typename(L, -1));
         for (int k = 1; k <= nc; k++) {
-            if (k > 1)
-                luaL_addchar(&b, ',');
-            lua_geti(L, 3, k);
-            lua_gettable(L, -2);
-            if (lua_isnil(L, -1)) {
-                lua_pop(L, 1);
-                lua_geti(L, -1, k);
-            }
-            csv_field(&b, L, -1);
+            int ty = push_cell(L, lua_gettop(L), 3, k);
+            if (ty != LUA_TNIL && ty != LUA_TNUMBER && ty != LUA_TSTRING && ty != LUA_TBOOLEAN)
+                luaL_error(L, "write_csv: row %d, column %d: cannot write a %s in a cell", r, k, luaL_typename(L, -1));
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
     }
-    luaL_pushresult(&b);
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
     FILE *f = fopen(path, "w");
     if (!f)
         return fail(L, "%s: %s", path, strerror(errno));
-    int ok = fwrite(s, 1, len, f) == len;
+    lt_defer *d = lt_defer_push(L, file_close, f);
+    for (int k = 1; k <= nc; k++) {
+        if (k > 1)
+            fputc(',', f);
+        lua_geti(L, 3, k);
+        csv_field(f, L, -1);
+        lua_pop(L, 1);
+    }
+    fputc('\n', f);
+    for (int r = 1; r <= nr; r++) {
+        lua_geti(L, 2, r);
+        for (int k = 1; k <= nc; k++) {
+            if (k > 1)
+                fputc(',', f);
+            push_cell(L, lua_gettop(L), 3, k);
+            csv_field(f, L, -1);
+            lua_pop(L, 1);
+        }
+        fputc('\n', f);
+        lua_pop(L, 1);
+    }
+    int ok = !ferror(f);
+    d->p = NULL;
     ok = (fclose(f) == 0) && ok;
     if (!ok)
         return fail(L, "%s: write failed", path);
