@@ -87,6 +87,15 @@ static int progress_cb(void *user, double done, double total, const char *what)
     return lt_interrupted;
 }
 
+/* Whole numbers become Lua integers (layer 3, not 3.0). */
+static void push_num(lua_State *L, double v)
+{
+    if (v == (double)(long long)v && v > -9e15 && v < 9e15)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+}
+
 static void push_results(lua_State *L, lp_call *c)
 {
     int n = lp_call_n_results(c);
@@ -94,7 +103,7 @@ static void push_results(lua_State *L, lp_call *c)
     for (int i = 0; i < n; i++) {
         switch (lp_call_result_kind(c, i)) {
         case LP_RESULT_SCALAR:
-            lua_pushnumber(L, lp_call_result_scalar(c, i));
+            push_num(L, lp_call_result_scalar(c, i));
             break;
         case LP_RESULT_STRING:
             lua_pushstring(L, lp_call_result_string(c, i));
@@ -121,7 +130,7 @@ static void push_results(lua_State *L, lp_call *c)
                 for (int k = 0; k < nc; k++) {
                     const lp_cell *cl = lp_call_table_cell(c, i, r, k);
                     if (cl->is_num)
-                        lua_pushnumber(L, cl->num);
+                        push_num(L, cl->num);
                     else
                         lua_pushstring(L, cl->str ? cl->str : "");
                     lua_setfield(L, -2, lp_call_table_col(c, i, k));

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "l_loupe.h"
@@ -146,6 +147,15 @@ static int l_set_threads(lua_State *L)
     return 0;
 }
 
+/* loupe.clock() → seconds from a monotonic clock (for timing) */
+static int l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 static int l_interrupted(lua_State *L)
 {
     lua_pushboolean(L, lt_interrupted);
@@ -158,7 +168,7 @@ int luaopen_loupe(lua_State *L)
     static const luaL_Reg defer_meta[] = {{"__gc", defer_gc}, {NULL, NULL}};
     lt_new_type(L, LT_DEFER, defer_meta, NULL);
     static const luaL_Reg funcs[] = {
-        {"version", l_version}, {"set_threads", l_set_threads}, {"interrupted", l_interrupted}, {NULL, NULL}};
+        {"version", l_version}, {"set_threads", l_set_threads}, {"interrupted", l_interrupted}, {"clock", l_clock}, {NULL, NULL}};
     luaL_newlib(L, funcs);
     int mod = lua_gettop(L);
     lt_tensor_register(L, mod);
