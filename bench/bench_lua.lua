@@ -23,20 +23,21 @@ local function lua_loop(opts)
   return (loupe.clock() - start) / N * 1e6
 end
 
--- wall time per pass (monotonic clock), best of 3 to dampen a shared machine
-local best = math.huge
-for _ = 1, 3 do best = math.min(best, lua_loop()) end
-local hooked = math.huge
-local hook = {hooks = {["blocks.0.hook_resid_pre"] = function(t) end}}
-for _ = 1, 3 do hooked = math.min(hooked, lua_loop(hook)) end
-
-local cbest = math.huge
-for _ = 1, 3 do
+local function c_loop()
   local p = io.popen(string.format("%q %q %d", cbench, model, N))
   local out = p and p:read("a") or ""
   if p then p:close() end
-  local us = tonumber(out:match("([%d.]+) us/pass"))
-  if us then cbest = math.min(cbest, us) end
+  return tonumber(out:match("([%d.]+) us/pass")) or math.huge
+end
+
+-- wall time per pass (monotonic clock); Lua and C rounds alternate and the best of 5 of
+-- each is kept, to dampen a shared machine
+local hook = {hooks = {["blocks.0.hook_resid_pre"] = function(t) end}}
+local best, hooked, cbest = math.huge, math.huge, math.huge
+for _ = 1, 5 do
+  best = math.min(best, lua_loop())
+  cbest = math.min(cbest, c_loop())
+  hooked = math.min(hooked, lua_loop(hook))
 end
 print(string.format("model %s (%d layers, d_model %d, vocab %d), %d passes of 16 tokens",
                     m.cfg.name, m.cfg.n_layers, m.cfg.d_model, m.cfg.d_vocab, N))
