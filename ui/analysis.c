@@ -56,6 +56,7 @@ static int setup_cache(ui_app *app, lp_error *err)
     an->scratch_x = malloc(sizeof(float) * dm * (size_t)(L + 1));
     an->scratch_n = malloc(sizeof(float) * dm * (size_t)(L + 1));
     an->scratch_logits = malloc(sizeof(float) * dv * (size_t)(L + 1));
+    an->scratch_rows = L + 1;
     if (!an->resid_idx || !an->pat_idx || !an->scratch_x || !an->scratch_n || !an->scratch_logits)
         return lp_error_set(err, LP_ENOMEM, "out of memory");
     return 0;
@@ -93,11 +94,45 @@ int ui_analyse(ui_app *app)
         free(ids);
         return -1;
     }
+    int rc = ui_analyse_ids(app, ids, (int)n, t0);
+    free(ids);
+    return rc;
+}
+
+int ui_analyse_ids(ui_app *app, const int32_t *in_ids, int n_in, double t0)
+{
+    ui_analysis *an = &app->an;
+    lp_error err = {0};
+    if (ui_model_busy(app))
+        return -1;
+    if (t0 <= 0)
+        t0 = ui_now_ms();
+    app->dirty = 0;
+    an->generation++;
+    an->error[0] = 0;
+    free(an->ids);
+    an->ids = NULL;
+    an->n = 0;
+    an->truncated = 0;
+    free(an->lens);
+    an->lens = NULL;
+    if (setup_cache(app, &err)) {
+        snprintf(an->error, sizeof an->error, "%s", err.msg);
+        return -1;
+    }
+    lp_cache_reset(an->cache);
+    size_t n = (size_t)n_in;
     int max = UI_MAX_TOKENS < app->cfg->n_ctx ? UI_MAX_TOKENS : app->cfg->n_ctx;
     if ((int)n > max) {
         an->truncated = (int)n;
         n = (size_t)max;
     }
+    int32_t *ids = malloc(sizeof *ids * (n ? n : 1));
+    if (!ids) {
+        snprintf(an->error, sizeof an->error, "out of memory");
+        return -1;
+    }
+    memcpy(ids, in_ids, sizeof *ids * n);
     an->ids = ids;
     an->n = (int)n;
     if (n == 0)
@@ -188,38 +223,68 @@ static void topk_row(const float *logits, int V, int32_t target, ui_lens_cell *c
     c->done = 1;
 }
 
-int ui_lens_ensure(ui_app *app, int pos, int final_only)
+int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only)
 {
     ui_analysis *an = &app->an;
     int L = app->cfg->n_layers;
-    if (!an->lens || pos < 0 || pos >= an->n)
+    if (!an->lens || pos0 < 0 || pos1 > an->n || pos0 >= pos1)
         return -1;
-    int layers[256], rows = 0;
-    for (int l = final_only ? L : 0; l <= L && rows < 256; l++)
-        if (!ui_lens_at(app, l, pos)->done)
-            layers[rows++] = l;
-    if (rows == 0)
-        return 0;
-    if (ui_model_busy(app))
+    /* every missing (layer, pos) cell of the range in one batch: W_U is streamed once */
+    int max_rows = (L + 1) * (pos1 - pos0), rows = 0;
+    int *cell_l = malloc(sizeof(int) * (size_t)max_rows), *cell_p = malloc(sizeof(int) * (size_t)max_rows);
+    if (!cell_l || !cell_p) {
+        free(cell_l);
+        free(cell_p);
         return -1;
+    }
+    for (int pos = pos0; pos < pos1; pos++)
+        for (int l = final_only ? L : 0; l <= L; l++)
+            if (!ui_lens_at(app, l, pos)->done) {
+                cell_l[rows] = l;
+                cell_p[rows++] = pos;
+            }
+    int rc = 0;
+    if (rows > 0 && ui_model_busy(app))
+        rc = -1;
     int dm = app->cfg->d_model, V = app->cfg->d_vocab;
-    for (int r = 0; r < rows; r++) {
-        int idx = an->resid_idx[layers[r]];
-        if (idx < 0)
-            return -1;
+    if (rows > 0 && rc == 0 && rows > an->scratch_rows) {
+        float *x = realloc(an->scratch_x, sizeof(float) * (size_t)dm * rows);
+        if (x) an->scratch_x = x;
+        float *nn = realloc(an->scratch_n, sizeof(float) * (size_t)dm * rows);
+        if (nn) an->scratch_n = nn;
+        float *lg = realloc(an->scratch_logits, sizeof(float) * (size_t)V * rows);
+        if (lg) an->scratch_logits = lg;
+        if (x && nn && lg)
+            an->scratch_rows = rows;
+        else
+            rc = -1;
+    }
+    for (int r = 0; r < rows && rc == 0; r++) {
+        int idx = an->resid_idx[cell_l[r]];
+        if (idx < 0) {
+            rc = -1;
+            break;
+        }
         lp_tensor t = lp_cache_entry(an->cache, idx);
-        int64_t at[3] = {0, pos, 0};
         lp_tensor row = lp_tensor_select(&t, 0, 0);
-        row = lp_tensor_select(&row, 0, pos);
-        (void)at;
+        row = lp_tensor_select(&row, 0, cell_p[r]);
         lp_tensor_to_f32(&row, an->scratch_x + (size_t)r * dm);
     }
-    if (lp_model_ln_final(app->model, an->scratch_x, rows, an->scratch_n, NULL) ||
-        lp_model_unembed(app->model, an->scratch_n, rows, an->scratch_logits))
-        return -1;
-    for (int r = 0; r < rows; r++)
-        topk_row(an->scratch_logits + (size_t)r * V, V, an->target, ui_lens_at(app, layers[r], pos));
-    return 0;
+    if (rows > 0 && rc == 0) {
+        if (lp_model_ln_final(app->model, an->scratch_x, rows, an->scratch_n, NULL) ||
+            lp_model_unembed(app->model, an->scratch_n, rows, an->scratch_logits))
+            rc = -1;
+        for (int r = 0; r < rows && rc == 0; r++)
+            topk_row(an->scratch_logits + (size_t)r * V, V, an->target, ui_lens_at(app, cell_l[r], cell_p[r]));
+    }
+    free(cell_l);
+    free(cell_p);
+    return rc;
+}
+
+int ui_lens_ensure(ui_app *app, int pos, int final_only)
+{
+    return ui_lens_ensure_range(app, pos, pos + 1, final_only);
 }
 
 const float *ui_pattern(ui_app *app, int layer)

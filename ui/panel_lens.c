@@ -84,6 +84,8 @@ static void draw(ui_app *app, ui_panel *p, ui_canvas *cv, ui_rect r)
         int sel = pos == cp;
         cv_text(cv, in.x + lw + c * cw, in.y, cw - 1, lab, sel ? C_SEL : C_TITLE, sel ? A_BOLD_ : 0);
     }
+    int last = s->col0 + ncols < an->n ? s->col0 + ncols : an->n;
+    ui_lens_ensure_range(app, s->col0, last, 0);
     for (int rr = 0; rr < nrows && s->row0 + rr <= L; rr++) {
         int l = s->row0 + rr, y = in.y + 1 + rr;
         char ln[16];
@@ -91,8 +93,6 @@ static void draw(ui_app *app, ui_panel *p, ui_canvas *cv, ui_rect r)
         cv_text(cv, in.x, y, lw, ln, l == cl ? C_SEL : C_DIM, l == cl ? A_BOLD_ : 0);
         for (int c = 0; c < ncols && s->col0 + c < an->n; c++) {
             int pos = s->col0 + c;
-            if (rr == 0)
-                ui_lens_ensure(app, pos, 0);
             ui_lens_cell *cell = ui_lens_at(app, l, pos);
             char lab[96] = "…";
             double level = 0.0 / 0.0;

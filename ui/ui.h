@@ -148,6 +148,7 @@ typedef struct ui_analysis {
     int32_t target;   /* -1: none */
     int *resid_idx;   /* [n_layers + 1] cache entry of each lens layer's residual stream */
     int *pat_idx;     /* [n_layers] cache entry of each layer's pattern (-1: none)       */
+    int scratch_rows;
     float *scratch_x, *scratch_n, *scratch_logits; /* [(n_layers+1), d_model] ×2, [(n_layers+1), d_vocab] */
     char error[512];
     double forward_ms, analyse_ms;
@@ -224,10 +225,13 @@ void ui_set_msg(ui_app *app, int error, const char *fmt, ...) __attribute__((for
 
 /* analysis.c */
 int ui_analyse(ui_app *app);            /* tokenize + forward; resets the lens */
+/* The same from token ids (copied); t0: when the work started (ms, 0: now). */
+int ui_analyse_ids(ui_app *app, const int32_t *ids, int n, double t0);
 int ui_sel_pos(const ui_app *app);      /* the selected position, resolved */
 /* Make sure the lens cells of position pos are computed (all layers, or only the final
  * one). Returns 0, or -1 when the model is busy or there is nothing to compute. */
 int ui_lens_ensure(ui_app *app, int pos, int final_only);
+int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only); /* [pos0, pos1), one batch */
 ui_lens_cell *ui_lens_at(ui_app *app, int layer, int pos);
 /* blocks.L.attn.hook_pattern row data: [n_heads, n, n] of layer L, or NULL. */
 const float *ui_pattern(ui_app *app, int layer);
