@@ -40,5 +40,6 @@ int cmd_hooks(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_ui(int argc, char **argv); /* ui/ui_main.c */
 
 #endif
