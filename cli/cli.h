@@ -39,5 +39,7 @@ int cmd_cache(int argc, char **argv);
 int cmd_hooks(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_call(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_ui(int argc, char **argv); /* ui/ui_main.c */
 
 #endif

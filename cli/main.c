@@ -20,6 +20,8 @@ static const char usage[] =
     "  hooks     [MODEL] [--json]                 every hook point and its shape\n"
     "  plugins   [--json]                         method plugins found, their methods\n"
     "  call      PLUGIN.METHOD [MODEL] [key=value ...] [--json]   run a plugin method\n"
+    "  run       SCRIPT.lua [ARGS...] | -e CODE   run a Lua script (docs/lua-api.md)\n"
+    "  ui        [MODEL] [--prompt TEXT]          the terminal UI (also plain 'loupe' on a terminal)\n"
     "\n"
     "Run 'loupe COMMAND --help' for a command's options. Exit codes: 0 success,\n"
     "2 bad usage or bad input, 1 internal failure, 130 cancelled. NO_COLOR disables colour.\n";
@@ -178,8 +180,13 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"info", cmd_info},   {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
                 {"logits", cmd_logits}, {"cache", cmd_cache},     {"hooks", cmd_hooks},
-                {"plugins", cmd_plugins}, {"call", cmd_call}};
-    if (argc < 2) { /* no command: show the default model, then what can be done with it */
+                {"plugins", cmd_plugins}, {"call", cmd_call},     {"run", cmd_run},
+                {"ui", cmd_ui}};
+    if (argc < 2) { /* no command: the terminal UI on the default model (info + usage without a terminal) */
+        if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+            char *args[] = {"ui", NULL};
+            return cmd_ui(1, args);
+        }
         char *args[] = {"info", NULL};
         int rc = cmd_info(1, args);
         fputs("\n", stdout);

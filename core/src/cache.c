@@ -2,10 +2,12 @@
  * forward pass writes wanted activations into directly. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "loupe_impl.h"
 
 #define CHUNK_MIN (16u << 20)
+#define HUGE_PAGE (2u << 20)
 
 typedef struct chunk {
     char *mem;
@@ -132,9 +134,15 @@ static void *arena_alloc(lp_cache *c, size_t bytes)
         return NULL;
     c->ch = nc;
     size_t cap = bytes > CHUNK_MIN ? bytes : CHUNK_MIN;
-    char *mem = lpi_aligned_alloc(cap);
-    if (!mem)
+    cap = (cap + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    /* Huge pages: a full cache of a GPT-2-small forward is gigabytes written once; 2 MiB
+     * pages make first touch ~500x fewer faults. */
+    char *mem = NULL;
+    if (posix_memalign((void **)&mem, HUGE_PAGE, cap) != 0)
         return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(mem, cap, MADV_HUGEPAGE);
+#endif
     c->ch[c->n_ch] = (chunk){mem, cap, bytes};
     c->cur = c->n_ch;
     c->n_ch++;

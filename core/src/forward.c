@@ -247,7 +247,8 @@ static void linear_par(lpi_pool *pool, const lpi_linear *l, const float *x, int 
     if (M <= 0)
         return;
     int n = lpi_pool_size(pool);
-    int tasks = n > 1 ? 2 * n : 1;
+    /* waking the pool costs microseconds: tiny products run inline */
+    int tasks = n > 1 && (double)M * l->n_out * l->n_in >= (1 << 20) ? 2 * n : 1;
     int chunk = (l->n_out + tasks - 1) / tasks;
     chunk = (chunk + 15) & ~15;
     tasks = (l->n_out + chunk - 1) / chunk;
@@ -467,7 +468,7 @@ static int attention(fwd *f, int L, const float *q, const float *k, const float 
     att_ctx a = {f, q, k, v, NULL, NULL, z->p, NULL, hk, H / hk, H * Dh, hk * Dh, 0, c->attn_scale, PH_FUSED};
     if (c->scale_attn_by_inverse_layer_idx)
         a.alpha /= (float)(L + 1);
-    lpi_pool *pool = f->m->pool;
+    lpi_pool *pool = (double)f->B * H * T * Tk * Dh >= (1 << 20) ? f->m->pool : NULL; /* inline when tiny */
     int tasks = f->B * H;
     if (wanted(f, LP_HOOK_ATTN_SCORES, L) || wanted(f, LP_HOOK_PATTERN, L)) {
         buf S, P;
@@ -496,7 +497,7 @@ static int attention(fwd *f, int L, const float *q, const float *k, const float 
         lpi_pool_run(pool, tasks, att_task, &a);
     } else {
         size_t mark = f->ws_top;
-        a.scratch = scratch(f, (size_t)lpi_pool_size(pool) * QBLOCK * Tk);
+        a.scratch = scratch(f, (size_t)lpi_pool_size(f->m->pool) * QBLOCK * Tk);
         if (!a.scratch)
             return lp_error_set(f->err, LP_ENOMEM, "internal: workspace too small");
         a.phase = PH_FUSED;

@@ -94,10 +94,6 @@ static const float *get(binder *b, const char *name, int nd, int64_t d0, int64_t
         return NULL;
     }
     int64_t nel = lp_tensor_nelem(&t);
-    if (b->used[fi][ti]) {
-        /* Tied weights referenced twice: find the view we already made. Cheap: convert again
-         * only when not f32. */
-    }
     b->used[fi][ti] = 1;
     b->m->n_params += nel;
     if (t.dtype == LP_F32 && ((uintptr_t)t.data & 3) == 0)
@@ -111,12 +107,6 @@ static const float *get(binder *b, const char *name, int nd, int64_t d0, int64_t
     lp_tensor_to_f32(&t, buf);
     lp_st_release(f, ti);
     return buf;
-}
-
-static int present(binder *b, const char *name)
-{
-    int fi, ti;
-    return locate(b, name, &fi, &ti);
 }
 
 static lpi_linear lin(binder *b, const char *wname, const char *bname, int n_in, int n_out, int trans)
@@ -145,6 +135,23 @@ static int is_known_buffer(const char *n)
     return 0;
 }
 
+/* The unembedding: the separate head `name` unless the config ties it to the token
+ * embedding. Checkpoints that store a tied head anyway have it accepted (and unused). */
+static void bind_unembed(binder *b, const char *name)
+{
+    lp_model *m = b->m;
+    const lp_config *c = &m->cfg;
+    b->prefix = NULL;
+    if (!c->tied_embeddings) {
+        m->unembed = lin(b, name, NULL, c->d_model, c->d_vocab, 1);
+        return;
+    }
+    int fi, ti;
+    if (locate(b, name, &fi, &ti))
+        b->used[fi][ti] = 1;
+    m->unembed = (lpi_linear){m->wte, NULL, c->d_model, c->d_vocab, 1, c->d_model};
+}
+
 static void bind_gpt2(binder *b)
 {
     lp_model *m = b->m;
@@ -169,20 +176,7 @@ static void bind_gpt2(binder *b)
     }
     m->lnf_w = get(b, "ln_f.weight", 1, D, 0);
     m->lnf_b = get(b, "ln_f.bias", 1, D, 0);
-    b->prefix = NULL;
-    if (!c->tied_embeddings || present(b, "lm_head.weight")) {
-        if (c->tied_embeddings) {
-            /* Some checkpoints store the tied head anyway: accept it as the same matrix. */
-            int fi = 0, ti = 0;
-            locate(b, "lm_head.weight", &fi, &ti);
-            b->used[fi][ti] = 1;
-            m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-        } else {
-            m->unembed = lin(b, "lm_head.weight", NULL, D, c->d_vocab, 1);
-        }
-    } else {
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    }
+    bind_unembed(b, "lm_head.weight");
 }
 
 static void bind_llama(binder *b)
@@ -210,16 +204,7 @@ static void bind_llama(binder *b)
 #undef NM
     }
     m->lnf_w = get(b, "norm.weight", 1, D, 0);
-    b->prefix = NULL;
-    if (c->tied_embeddings && !present(b, "lm_head.weight"))
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    else if (c->tied_embeddings) {
-        int fi = 0, ti = 0;
-        locate(b, "lm_head.weight", &fi, &ti);
-        b->used[fi][ti] = 1;
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    } else
-        m->unembed = lin(b, "lm_head.weight", NULL, D, c->d_vocab, 1);
+    bind_unembed(b, "lm_head.weight");
 }
 
 static void bind_neox(binder *b)
@@ -247,11 +232,7 @@ static void bind_neox(binder *b)
     }
     m->lnf_w = get(b, "final_layer_norm.weight", 1, D, 0);
     m->lnf_b = get(b, "final_layer_norm.bias", 1, D, 0);
-    b->prefix = NULL;
-    if (c->tied_embeddings && !present(b, "embed_out.weight"))
-        m->unembed = (lpi_linear){m->wte, NULL, D, c->d_vocab, 1, D};
-    else
-        m->unembed = lin(b, "embed_out.weight", NULL, D, c->d_vocab, 1);
+    bind_unembed(b, "embed_out.weight");
 }
 
 int lpi_model_bind(lp_model *m, lp_error *err)

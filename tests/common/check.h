@@ -33,6 +33,23 @@ __attribute__((unused)) static int check_done(void)
     return t_fail ? 1 : 0;
 }
 
+/* Whole file as a NUL-terminated malloc'd string, or NULL. */
+__attribute__((unused)) static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)(n < 0 ? 0 : n) + 1);
+    size_t r = s && n > 0 ? fread(s, 1, (size_t)n, f) : 0;
+    if (s)
+        s[r] = 0;
+    fclose(f);
+    return s;
+}
+
 /* max |a-b| and max |b| over n floats */
 __attribute__((unused)) static double max_abs_diff(const float *a, const float *b, size_t n, double *max_ref)
 {

@@ -19,16 +19,9 @@ static int32_t *json_ids(const cJSON *a, int *n)
 
 static cJSON *read_json(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *s = slurp(path);
+    if (!s)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t r = fread(s, 1, (size_t)n, f);
-    s[r] = 0;
-    fclose(f);
     cJSON *j = cJSON_Parse(s);
     free(s);
     return j;

@@ -1,0 +1,323 @@
+/* loupe UI — the analysis behind the views: tokenize the prompt, run one forward pass that
+ * caches the residual stream at every layer and every attention pattern, then compute the
+ * logit lens lazily, one position (column) at a time, for the cells a view shows. The final
+ * layer of the lens is the model's own next-token distribution, so the prompt view's
+ * predictions come from the same cache. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ui.h"
+
+int ui_model_busy(const ui_app *app)
+{
+    return app->worker.running;
+}
+
+void ui_set_msg(ui_app *app, int error, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(app->msg, sizeof app->msg, fmt, ap);
+    va_end(ap);
+    app->msg_error = error;
+}
+
+int ui_sel_pos(const ui_app *app)
+{
+    int n = app->an.n;
+    if (n <= 0)
+        return -1;
+    if (app->sel_pos < 0 || app->sel_pos >= n)
+        return n - 1;
+    return app->sel_pos;
+}
+
+static int setup_cache(ui_app *app, lp_error *err)
+{
+    ui_analysis *an = &app->an;
+    if (an->cache)
+        return 0;
+    int L = app->cfg->n_layers;
+    char last[64];
+    snprintf(last, sizeof last, "blocks.%d.hook_resid_post", L - 1);
+    const char *pats[] = {"blocks.*.hook_resid_pre", last, "blocks.*.attn.hook_pattern"};
+    an->cache = lp_cache_new();
+    if (!an->cache)
+        return lp_error_set(err, LP_ENOMEM, "out of memory");
+    int rc = lp_cache_set_filter(an->cache, pats, 3, err);
+    if (rc)
+        return rc;
+    an->resid_idx = malloc(sizeof(int) * (size_t)(L + 1));
+    an->pat_idx = malloc(sizeof(int) * (size_t)L);
+    size_t dm = (size_t)app->cfg->d_model, dv = (size_t)app->cfg->d_vocab;
+    an->scratch_x = malloc(sizeof(float) * dm * (size_t)(L + 1));
+    an->scratch_n = malloc(sizeof(float) * dm * (size_t)(L + 1));
+    an->scratch_logits = malloc(sizeof(float) * dv * (size_t)(L + 1));
+    an->scratch_rows = L + 1;
+    if (!an->resid_idx || !an->pat_idx || !an->scratch_x || !an->scratch_n || !an->scratch_logits)
+        return lp_error_set(err, LP_ENOMEM, "out of memory");
+    return 0;
+}
+
+int ui_analyse(ui_app *app)
+{
+    if (ui_model_busy(app))
+        return -1; /* stays dirty: analysed when the worker is done */
+    double t0 = ui_now_ms();
+    ui_analysis *an = &app->an;
+    lp_error err = {0};
+    app->dirty = 0;
+    an->generation++;
+    an->error[0] = 0;
+    free(an->ids);
+    an->ids = NULL;
+    an->n = 0;
+    an->truncated = 0;
+    free(an->lens);
+    an->lens = NULL;
+    if (setup_cache(app, &err)) {
+        snprintf(an->error, sizeof an->error, "%s", err.msg);
+        return -1;
+    }
+    lp_cache_reset(an->cache);
+    if (!app->tok) {
+        snprintf(an->error, sizeof an->error, "this model has no tokenizer: the prompt cannot be encoded");
+        return -1;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (lp_tokenizer_encode(app->tok, app->prompt.buf, (size_t)app->prompt.len, -1, &ids, &n, &err)) {
+        snprintf(an->error, sizeof an->error, "%s", err.msg);
+        free(ids);
+        return -1;
+    }
+    int rc = ui_analyse_ids(app, ids, (int)n, t0);
+    free(ids);
+    return rc;
+}
+
+int ui_analyse_ids(ui_app *app, const int32_t *in_ids, int n_in, double t0)
+{
+    ui_analysis *an = &app->an;
+    lp_error err = {0};
+    if (ui_model_busy(app))
+        return -1;
+    if (t0 <= 0)
+        t0 = ui_now_ms();
+    app->dirty = 0;
+    an->generation++;
+    an->error[0] = 0;
+    free(an->ids);
+    an->ids = NULL;
+    an->n = 0;
+    an->truncated = 0;
+    free(an->lens);
+    an->lens = NULL;
+    if (setup_cache(app, &err)) {
+        snprintf(an->error, sizeof an->error, "%s", err.msg);
+        return -1;
+    }
+    lp_cache_reset(an->cache);
+    size_t n = (size_t)n_in;
+    int max = UI_MAX_TOKENS < app->cfg->n_ctx ? UI_MAX_TOKENS : app->cfg->n_ctx;
+    if ((int)n > max) {
+        an->truncated = (int)n;
+        n = (size_t)max;
+    }
+    int32_t *ids = malloc(sizeof *ids * (n ? n : 1));
+    if (!ids) {
+        snprintf(an->error, sizeof an->error, "out of memory");
+        return -1;
+    }
+    memcpy(ids, in_ids, sizeof *ids * n);
+    an->ids = ids;
+    an->n = (int)n;
+    if (n == 0)
+        return 0;
+    int L = app->cfg->n_layers;
+    an->lens = calloc((size_t)(L + 1) * n, sizeof *an->lens);
+    if (!an->lens) {
+        snprintf(an->error, sizeof an->error, "out of memory");
+        an->n = 0;
+        return -1;
+    }
+    lp_batch b = {.tokens = ids, .n_batch = 1, .n_pos = (int)n, .lengths = NULL};
+    lp_run_opts o = lp_run_opts_default();
+    o.logits = LP_LOGITS_NONE;
+    o.cache = an->cache;
+    if (lp_model_run(app->model, &b, &o, &err)) {
+        snprintf(an->error, sizeof an->error, "forward pass: %s", err.msg);
+        an->n = 0;
+        return -1;
+    }
+    an->forward_ms = lp_model_last_run_ms(app->model);
+    char name[96];
+    for (int l = 0; l <= L; l++) {
+        if (l < L)
+            snprintf(name, sizeof name, "blocks.%d.hook_resid_pre", l);
+        else
+            snprintf(name, sizeof name, "blocks.%d.hook_resid_post", L - 1);
+        an->resid_idx[l] = lp_cache_find(an->cache, name);
+    }
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "blocks.%d.attn.hook_pattern", l);
+        an->pat_idx[l] = lp_cache_find(an->cache, name);
+    }
+    an->analyse_ms = ui_now_ms() - t0;
+    return 0;
+}
+
+ui_lens_cell *ui_lens_at(ui_app *app, int layer, int pos)
+{
+    ui_analysis *an = &app->an;
+    if (!an->lens || pos < 0 || pos >= an->n || layer < 0 || layer > app->cfg->n_layers)
+        return NULL;
+    return &an->lens[(size_t)layer * an->n + pos];
+}
+
+static void topk_row(const float *logits, int V, int32_t target, ui_lens_cell *c)
+{
+    float mx = -INFINITY;
+    for (int v = 0; v < V; v++)
+        if (logits[v] > mx)
+            mx = logits[v];
+    double sum = 0;
+    for (int v = 0; v < V; v++)
+        sum += exp((double)(logits[v] - mx));
+    int k = 0;
+    float topv[UI_TOPK];
+    for (int v = 0; v < V; v++) {
+        float x = logits[v];
+        if (k == UI_TOPK && x <= topv[k - 1])
+            continue;
+        int i = k < UI_TOPK ? k++ : k - 1;
+        while (i > 0 && topv[i - 1] < x) {
+            topv[i] = topv[i - 1];
+            c->top[i] = c->top[i - 1];
+            i--;
+        }
+        topv[i] = x;
+        c->top[i] = v;
+    }
+    for (int i = 0; i < UI_TOPK; i++) {
+        if (i < k) {
+            c->prob[i] = (float)(exp((double)(topv[i] - mx)) / sum);
+        } else {
+            c->top[i] = -1;
+            c->prob[i] = 0;
+        }
+    }
+    c->target_prob = NAN;
+    c->target_rank = 0;
+    if (target >= 0 && target < V) {
+        float t = logits[target];
+        int rank = 1;
+        for (int v = 0; v < V; v++)
+            rank += logits[v] > t;
+        c->target_prob = (float)(exp((double)(t - mx)) / sum);
+        c->target_rank = rank;
+    }
+    c->done = 1;
+}
+
+int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only)
+{
+    ui_analysis *an = &app->an;
+    int L = app->cfg->n_layers;
+    if (!an->lens || pos0 < 0 || pos1 > an->n || pos0 >= pos1)
+        return -1;
+    /* every missing (layer, pos) cell of the range in one batch: W_U is streamed once */
+    int max_rows = (L + 1) * (pos1 - pos0), rows = 0;
+    int *cell_l = malloc(sizeof(int) * (size_t)max_rows), *cell_p = malloc(sizeof(int) * (size_t)max_rows);
+    if (!cell_l || !cell_p) {
+        free(cell_l);
+        free(cell_p);
+        return -1;
+    }
+    for (int pos = pos0; pos < pos1; pos++)
+        for (int l = final_only ? L : 0; l <= L; l++)
+            if (!ui_lens_at(app, l, pos)->done) {
+                cell_l[rows] = l;
+                cell_p[rows++] = pos;
+            }
+    int rc = 0;
+    if (rows > 0 && ui_model_busy(app))
+        rc = -1;
+    int dm = app->cfg->d_model, V = app->cfg->d_vocab;
+    if (rows > 0 && rc == 0 && rows > an->scratch_rows) {
+        float *x = realloc(an->scratch_x, sizeof(float) * (size_t)dm * rows);
+        if (x) an->scratch_x = x;
+        float *nn = realloc(an->scratch_n, sizeof(float) * (size_t)dm * rows);
+        if (nn) an->scratch_n = nn;
+        float *lg = realloc(an->scratch_logits, sizeof(float) * (size_t)V * rows);
+        if (lg) an->scratch_logits = lg;
+        if (x && nn && lg)
+            an->scratch_rows = rows;
+        else
+            rc = -1;
+    }
+    for (int r = 0; r < rows && rc == 0; r++) {
+        int idx = an->resid_idx[cell_l[r]];
+        if (idx < 0) {
+            rc = -1;
+            break;
+        }
+        lp_tensor t = lp_cache_entry(an->cache, idx);
+        lp_tensor row = lp_tensor_select(&t, 0, 0);
+        row = lp_tensor_select(&row, 0, cell_p[r]);
+        lp_tensor_to_f32(&row, an->scratch_x + (size_t)r * dm);
+    }
+    if (rows > 0 && rc == 0) {
+        if (lp_model_ln_final(app->model, an->scratch_x, rows, an->scratch_n, NULL) ||
+            lp_model_unembed(app->model, an->scratch_n, rows, an->scratch_logits))
+            rc = -1;
+        for (int r = 0; r < rows && rc == 0; r++)
+            topk_row(an->scratch_logits + (size_t)r * V, V, an->target, ui_lens_at(app, cell_l[r], cell_p[r]));
+    }
+    free(cell_l);
+    free(cell_p);
+    return rc;
+}
+
+int ui_lens_ensure(ui_app *app, int pos, int final_only)
+{
+    return ui_lens_ensure_range(app, pos, pos + 1, final_only);
+}
+
+const float *ui_pattern(ui_app *app, int layer)
+{
+    ui_analysis *an = &app->an;
+    if (an->n <= 0 || layer < 0 || layer >= app->cfg->n_layers || an->pat_idx[layer] < 0)
+        return NULL;
+    lp_tensor t = lp_cache_entry(an->cache, an->pat_idx[layer]);
+    if (t.dtype != LP_F32 || !lp_tensor_is_contiguous(&t))
+        return NULL;
+    return t.data;
+}
+
+void ui_set_target(ui_app *app, int32_t id)
+{
+    app->an.target = id;
+    if (app->an.lens)
+        memset(app->an.lens, 0, sizeof *app->an.lens * (size_t)(app->cfg->n_layers + 1) * app->an.n);
+}
+
+void ui_token_label(const ui_app *app, int32_t id, char *out, size_t cap)
+{
+    char raw[256];
+    int l = app->tok ? lp_tokenizer_token_bytes(app->tok, id, raw, sizeof raw) : -1;
+    if (l < 0) {
+        snprintf(out, cap, "#%d", id);
+        return;
+    }
+    if (l > (int)sizeof raw)
+        l = (int)sizeof raw;
+    if (l == 0) {
+        snprintf(out, cap, "∅");
+        return;
+    }
+    ui_escape_token(raw, l, out, cap);
+}
