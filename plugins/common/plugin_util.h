@@ -63,6 +63,22 @@ static __attribute__((unused)) int pu_parse_token(const lp_host_api *h, lp_call 
         h->free(ids);
         return h->error(call, rc, "%s: %s", what, err.msg);
     }
+    if (n != 1 && spec[0] == ' ' && spec[1]) {
+        /* SentencePiece tokenizers add their own leading space: " time" encodes as
+         * [" ", " time"]; "time" encodes as " time". Accept that one token when its text
+         * does start with a space. */
+        int32_t *ids2 = NULL;
+        int n2 = 0;
+        char b[8];
+        if (h->tokenize(m, spec + 1, 0, &ids2, &n2, &err) == 0 && n2 == 1 &&
+            h->token_bytes(m, ids2[0], b, sizeof b) > 0 && b[0] == ' ') {
+            h->free(ids);
+            *id = ids2[0];
+            h->free(ids2);
+            return 0;
+        }
+        h->free(ids2);
+    }
     if (n != 1) {
         h->free(ids);
         return h->error(call, LP_EINVAL, "%s: '%s' is %d tokens; give one token (or #ID)", what, spec, n);

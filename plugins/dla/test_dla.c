@@ -175,6 +175,30 @@ int main(int argc, char **argv)
         free(ids);
         lp_model_free(m);
     }
+    /* text targets on a SentencePiece model (../shared/models/stories260K, when present):
+     * " time" encodes as [" ", " time"], and is taken as the one token " time" */
+    const char *sh = getenv("LOUPE_SHARED");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/models/stories260K", sh ? sh : "../shared");
+    lp_model *m;
+    if (lp_model_load(dir, &m, &err) == 0) {
+        double v[2];
+        const char *tg[2] = {" time", "time"};
+        for (int i = 0; i < 2; i++) {
+            err.msg[0] = 0;
+            lp_call *c = lp_call_new(reg, "dla.run", m, &err);
+            lp_call_set_param(c, "prompt", "Once upon a", &err);
+            lp_call_set_param(c, "target", tg[i], &err);
+            v[i] = lp_call_run(c, &err) == 0 ? scalar(c, "actual") : NAN;
+            check(fabs(scalar(c, "residual_error")) < 1e-3, "%s: target='%s' sums to the logit (%s)", dir, tg[i],
+                  err.msg);
+            lp_call_free(c);
+        }
+        check(v[0] == v[1], "%s: target ' time' is the single token ' time' (%g == %g)", dir, v[0], v[1]);
+        lp_model_free(m);
+    } else {
+        printf("     (%s absent: SentencePiece target check skipped)\n", dir);
+    }
     lp_registry_free(reg);
     return check_done();
 }
