@@ -111,24 +111,29 @@ static const lp_hook_kind what_kinds[] = {LP_HOOK_RESID_PRE, LP_HOOK_RESID_POST,
                                           LP_HOOK_Z};
 
 typedef struct patch {
-    lp_tensor src; /* the clean activation, [1, T, ...] */
+    lp_tensor src; /* the clean activation of a batch of the same size, [B, T, ...] */
     what w;
-    int pos, head;
+    int first;     /* batch row b patches cell first + b (a position, or a head) */
 } patch;
 
 static int patch_hook(lp_tensor *act, const lp_hook_info *info, void *user)
 {
     const patch *p = user;
-    if (p->w == W_HEADS) {
-        for (int t = 0; t < info->n_pos; t++)
-            for (int64_t j = 0; j < act->ne[3]; j++)
-                *(float *)((char *)act->data + t * act->nb[1] + p->head * act->nb[2] + j * act->nb[3]) =
-                    *(const float *)((const char *)p->src.data + t * p->src.nb[1] + p->head * p->src.nb[2] +
-                                     j * p->src.nb[3]);
-    } else {
-        for (int64_t i = 0; i < act->ne[2]; i++)
-            *(float *)((char *)act->data + p->pos * act->nb[1] + i * act->nb[2]) =
-                *(const float *)((const char *)p->src.data + p->pos * p->src.nb[1] + i * p->src.nb[2]);
+    for (int b = 0; b < info->n_batch; b++) {
+        char *row = (char *)act->data + b * act->nb[0];
+        int c = p->first + b;
+        if (p->w == W_HEADS) {
+            for (int t = 0; t < info->n_pos; t++)
+                for (int64_t j = 0; j < act->ne[3]; j++)
+                    *(float *)(row + t * act->nb[1] + c * act->nb[2] + j * act->nb[3]) =
+                        *(const float *)((const char *)p->src.data + b * p->src.nb[0] + t * p->src.nb[1] +
+                                         c * p->src.nb[2] + j * p->src.nb[3]);
+        } else {
+            for (int64_t i = 0; i < act->ne[2]; i++)
+                *(float *)(row + c * act->nb[1] + i * act->nb[2]) =
+                    *(const float *)((const char *)p->src.data + b * p->src.nb[0] + c * p->src.nb[1] +
+                                     i * p->src.nb[2]);
+        }
     }
     return 0;
 }
@@ -140,6 +145,8 @@ static const lp_param_desc run_params[] = {
     {"wrong", LP_PARAM_STRING, NULL, "the wrong token (text or #ID)"},
     {"what", LP_PARAM_STRING, "resid_pre", "resid_pre, resid_post, attn_out, mlp_out (layer x position) or heads"},
     {"k", LP_PARAM_INT, "10", "rows of the top table"},
+    {"batch", LP_PARAM_INT, "0",
+     "cells run together as rows of one batched forward pass (0: auto, up to 512 token rows; 1: one run per cell)"},
 };
 
 static const char run_help[] =
@@ -151,7 +158,8 @@ static const char run_help[] =
     "  heads                                          cell = (layer, head): that head's slice of\n"
     "                                                 blocks.L.attn.hook_z at every position\n"
     "Each cell reports normalized = (patched - corrupted) / (clean - corrupted): 0 = no effect,\n"
-    "1 = the clean behaviour fully restored by that one component.\n"
+    "1 = the clean behaviour fully restored by that one component. Cells of one layer run as\n"
+    "rows of a batched forward pass (`batch`); every row is an independent patched run.\n"
     "\n"
     "Results:\n"
     "  patched          [layer, pos] or [layer, head]: normalized values\n"
@@ -185,64 +193,101 @@ static int run(lp_call *call, const lp_host_api *h)
             w = i;
     if (w < 0)
         return h->error(call, LP_EINVAL, "what: '%s' is not resid_pre, resid_post, attn_out, mlp_out or heads", ws);
-    int64_t k = h->param_int(call, "k");
+    int64_t k = h->param_int(call, "k"), B = h->param_int(call, "batch");
     if (k < 0)
         return h->error(call, LP_EINVAL, "k must be >= 0");
+    if (B < 0)
+        return h->error(call, LP_EINVAL, "batch must be >= 0");
+    int ncol = w == W_HEADS ? H : T, ncell = NL * ncol;
+    if (B == 0)
+        B = 512 / T > 1 ? 512 / T : 1;
+    if (B > ncol)
+        B = ncol;
+    if (B > 512)
+        B = 512;
     metric mt;
-    int rc = metric_init(&mt, h, call, m, 1);
-    lp_cache *cache = NULL;
+    int rc = metric_init(&mt, h, call, m, (int)B);
+    lp_cache *cache = NULL, *cache2 = NULL;
     lp_hooks *hk = NULL;
     float *vals = NULL;
     const float **ord = NULL;
+    int32_t *btok = NULL;
     if (rc)
         goto out;
-    int ncol = w == W_HEADS ? H : T, ncell = NL * ncol;
     vals = malloc(sizeof(float) * (size_t)ncell * 2);
     ord = malloc(sizeof *ord * (size_t)ncell);
     cache = h->cache_new();
     hk = h->hooks_new();
-    if (!vals || !ord || !cache || !hk) {
+    btok = malloc(sizeof(int32_t) * (size_t)B * T);
+    if (!vals || !ord || !cache || !hk || !btok) {
         rc = h->error(call, LP_ENOMEM, "out of memory");
         goto out;
     }
-    /* the clean run: cache every layer's activation of this kind; metric from the reader */
+    /* Reference runs. The clean and corrupted metrics reported are those of plain
+     * single-sequence runs. The cells run B at a time as the rows of one batched pass, and
+     * each row is measured against the clean and corrupted runs of a batch of the same
+     * size at the same row (its patch values come from that clean row too): the rounding
+     * of batched products then cancels exactly, so a cell that changes nothing gives
+     * exactly 0 and one that restores the clean final stream exactly 1. */
     char glob[96], name[96];
     lp_error err = {0};
     h->hook_name(what_kinds[w], 0, glob, sizeof glob);
     memcpy(glob, "blocks.*", 8); /* "blocks.0.x" -> "blocks.*.x" */
     const char *filt[] = {glob};
-    if ((rc = h->cache_set_filter(cache, filt, 1, &err)) || (rc = add_reader(h, call, m, hk, &mt))) {
-        rc = rc == LP_ENOMEM ? h->error(call, rc, "%s", err.msg) : rc;
+    int last_n = ncol % (int)B ? ncol % (int)B : (int)B;
+    cache2 = last_n != B ? h->cache_new() : NULL;
+    if ((last_n != B && !cache2) || (rc = h->cache_set_filter(cache, filt, 1, &err)) ||
+        (cache2 && (rc = h->cache_set_filter(cache2, filt, 1, &err))) || (rc = add_reader(h, call, m, hk, &mt))) {
+        rc = h->error(call, rc ? rc : LP_ENOMEM, "%s", err.msg[0] ? err.msg : "out of memory");
         goto out;
     }
     lp_batch b = {.tokens = clean, .n_batch = 1, .n_pos = T, .lengths = NULL};
     lp_run_opts o;
     memset(&o, 0, sizeof o);
-    o.cache = cache;
     o.hooks = hk;
-    double clean_m, corr_m;
-    if ((rc = h->model_run(m, &b, &o, &err))) {
-        rc = h->error(call, rc, "clean run: %s", err.msg);
+    double clean_m, corr_m, ref[2][2][512]; /* [full, last][clean, corrupted][row] */
+    for (int i = 0; i < 2 && !rc; i++) {
+        b.tokens = i ? corr : clean;
+        if (!(rc = h->model_run(m, &b, &o, &err)))
+            metric_values(&mt, i ? &corr_m : &clean_m);
+    }
+    if (rc) {
+        rc = h->error(call, rc, "%s", err.msg);
         goto out;
     }
-    metric_values(&mt, &clean_m);
-    o.cache = NULL;
-    b.tokens = corr;
-    if ((rc = h->model_run(m, &b, &o, &err))) {
-        rc = h->error(call, rc, "corrupted run: %s", err.msg);
-        goto out;
-    }
-    metric_values(&mt, &corr_m);
     double gap = clean_m - corr_m;
     if (!(fabs(gap) > 1e-6 * (1 + fabs(clean_m)))) {
         rc = h->error(call, LP_EINVAL, "the clean and corrupted metrics are equal (%g): nothing to restore", clean_m);
         goto out;
     }
-    /* one patched run per cell */
+    for (int shape = 0; shape < 2; shape++) {
+        b.n_batch = shape ? last_n : (int)B;
+        if (shape && !cache2) {
+            memcpy(ref[1], ref[0], sizeof ref[0]);
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            const int32_t *src = i ? corr : clean;
+            for (int r = 0; r < b.n_batch; r++)
+                memcpy(btok + (size_t)r * T, src, sizeof(int32_t) * (size_t)T);
+            b.tokens = btok;
+            o.cache = i ? NULL : shape ? cache2 : cache;
+            if ((rc = h->model_run(m, &b, &o, &err))) {
+                rc = h->error(call, rc, "%s run: %s", i ? "corrupted" : "clean", err.msg);
+                goto out;
+            }
+            metric_values(&mt, ref[shape][i]);
+        }
+    }
+    o.cache = NULL;
+
+    /* the patched runs: B cells of a layer as the rows of one batched pass (btok holds
+     * the corrupted prompt in every row now) */
+    b.tokens = btok;
     for (int l = 0; l < NL; l++) {
         h->hook_name(what_kinds[w], l, name, sizeof name);
-        int ci = h->cache_find(cache, name);
-        if (ci < 0) {
+        int ci = h->cache_find(cache, name), ci2 = cache2 ? h->cache_find(cache2, name) : ci;
+        if (ci < 0 || ci2 < 0) {
             rc = h->error(call, LP_ENOTFOUND, "the clean run did not cache %s", name);
             goto out;
         }
@@ -254,21 +299,26 @@ static int run(lp_call *call, const lp_host_api *h)
             goto out;
         }
         o.hooks = hk;
-        for (int c = 0; c < ncol; c++) {
-            if (h->progress(call, l * ncol + c, ncell, "patched runs")) {
-                rc = h->error(call, LP_ECANCELLED, "cancelled at layer %d, %s %d", l, w == W_HEADS ? "head" : "pos", c);
+        for (int c0 = 0; c0 < ncol; c0 += (int)B) {
+            if (h->progress(call, l * ncol + c0, ncell, "patched runs")) {
+                rc = h->error(call, LP_ECANCELLED, "cancelled at layer %d, %s %d", l, w == W_HEADS ? "head" : "pos", c0);
                 goto out;
             }
-            p.pos = c;
-            p.head = c;
+            b.n_batch = ncol - c0 < B ? ncol - c0 : (int)B;
+            int shape = b.n_batch != B;
+            p.first = c0;
+            p.src = shape ? h->cache_entry(cache2, ci2) : h->cache_entry(cache, ci);
             if ((rc = h->model_run(m, &b, &o, &err))) {
                 rc = h->error(call, rc, "patched run: %s", err.msg);
                 goto out;
             }
-            double v;
-            metric_values(&mt, &v);
-            vals[l * ncol + c] = (float)((v - corr_m) / gap);
-            vals[ncell + l * ncol + c] = (float)v;
+            double v[512];
+            metric_values(&mt, v);
+            for (int r = 0; r < b.n_batch; r++) {
+                double cl = ref[shape][0][r], co = ref[shape][1][r];
+                vals[l * ncol + c0 + r] = (float)((v[r] - co) / (cl - co));
+                vals[ncell + l * ncol + c0 + r] = (float)v[r];
+            }
         }
     }
     h->progress(call, ncell, ncell, "patched runs");
@@ -303,8 +353,10 @@ static int run(lp_call *call, const lp_host_api *h)
 out:
     h->hooks_free(hk);
     h->cache_free(cache);
+    h->cache_free(cache2);
     free(vals);
     free(ord);
+    free(btok);
     metric_free(&mt);
     return rc;
 }

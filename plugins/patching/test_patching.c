@@ -121,6 +121,26 @@ static void test_run(lp_registry *reg, lp_model *m, const char *dir, const int32
         check(ti >= 0 && lp_call_table_n_rows(c, ti) == 10 && lp_call_table_cell(c, ti, 0, 3)->num >= 1.0 - 1e-6,
               "%s: top table has 10 rows, the best restores >= 1", dir);
     }
+    /* batched cells (default) against one run per cell */
+    float *batched = pt ? malloc(sizeof(float) * (size_t)NL * T) : NULL;
+    if (batched)
+        memcpy(batched, pt->data, sizeof(float) * (size_t)NL * T);
+    lp_error err = {0};
+    const char *batches[2] = {"1", "5"};
+    for (int i = 0; i < 2; i++) {
+        lp_call_set_param(c, "batch", batches[i], &err);
+        lp_call_run(c, &err);
+        pt = tensor(c, "patched");
+        double bd = batched && pt ? max_abs_diff(batched, pt->data, (size_t)NL * T, NULL) : INFINITY;
+        int exact = pt && ((const float *)pt->data)[(size_t)(NL - 1) * T + T - 1] == 1.0f;
+        for (int l = 0; pt && l < NL; l++)
+            for (int t = 0; t < p1; t++)
+                exact &= ((const float *)pt->data)[(size_t)l * T + t] == 0.0f;
+        check(bd < 1e-5 && exact,
+              "%s: batch=%s agrees with the default batching (max diff %.2g), still exactly 1 and exactly 0", dir,
+              batches[i], bd);
+    }
+    free(batched);
     lp_call_free(c);
 
     /* one corrupted token: resid_pre of layer 0 there is the whole difference */
@@ -161,7 +181,6 @@ static void test_run(lp_registry *reg, lp_model *m, const char *dir, const int32
         lp_cache_free(cache);
     }
     lp_call_free(c);
-    lp_error err = {0};
     c = patch_call(reg, m, ids, co, T, a, w, "bogus");
     check(lp_call_n_results(c) == 0, "%s: what=bogus is refused", dir);
     lp_call_free(c);
