@@ -33,8 +33,8 @@ static char *slurp_file(const char *path)
 }
 
 /* The first head named on a line of the card that mentions `what` (case-insensitive):
- * "L1H3", "1.3", "layer 1 head 3" or "blocks.1 ... head 3". */
-static int card_head(const char *card, const char *what, int *layer, int *head)
+ * "L1H3", "1.3", "layer 1 head 3" or "layer 1, head 3" (in range: "0.95" is skipped). */
+static int card_head(const char *card, const char *what, int NL, int H, int *layer, int *head)
 {
     const char *line = card;
     while (line && *line) {
@@ -46,7 +46,7 @@ static int card_head(const char *card, const char *what, int *layer, int *head)
         for (size_t i = 0; i < n; i++)
             buf[i] = (char)tolower((unsigned char)line[i]);
         buf[n] = 0;
-        if (strstr(buf, what)) {
+        if (strstr(buf, what) && strstr(buf, "head")) {
             for (char *p = buf; *p; p++) {
                 int l, h, k = 0;
                 if ((sscanf(p, "l%dh%d%n", &l, &h, &k) == 2 && k) ||
@@ -54,6 +54,8 @@ static int card_head(const char *card, const char *what, int *layer, int *head)
                     (sscanf(p, "layer %d, head %d%n", &l, &h, &k) == 2 && k) ||
                     ((p == buf || !isalnum((unsigned char)p[-1])) && isdigit((unsigned char)*p) &&
                      sscanf(p, "%d.%d%n", &l, &h, &k) == 2 && k && !isdigit((unsigned char)p[k]) && p[k] != '.')) {
+                    if (l < 0 || l >= NL || h < 0 || h >= H)
+                        continue; /* "0.95" is a figure, not a head */
                     *layer = l;
                     *head = h;
                     return 0;
@@ -137,7 +139,10 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/MODEL_CARD.md", dir);
     char *card = slurp_file(path);
     int il = -1, ih = -1, pl = -1, ph = -1;
-    check(card && card_head(card, "induction", &il, &ih) == 0 && card_head(card, "previous-token", &pl, &ph) == 0,
+    int found = card && card_head(card, "induction", NL, H, &il, &ih) == 0 &&
+                (card_head(card, "previous-token", NL, H, &pl, &ph) == 0 ||
+                 card_head(card, "previous token", NL, H, &pl, &ph) == 0);
+    check(found,
           "MODEL_CARD.md names an induction head (L%dH%d) and a previous-token head (L%dH%d)", il, ih, pl, ph);
     free(card);
     lp_call *c = lp_call_new(reg, "attention.head_scores", m, &err);
