@@ -280,6 +280,21 @@ static void test_ablate(lp_registry *reg, lp_model *m, const char *dir, const in
     lp_call_free(c);
     check(m1 == m2 && m1 != m3, "%s: mean over the prompt (%.6f) == mean over dataset=[prompt]; zero differs (%.6f)",
           dir, m1, m3);
+    /* a dataset file (one prompt per line) == the same prompts separated by '|' */
+    char dpath[256], two[1100];
+    snprintf(dpath, sizeof dpath, "/tmp/loupe-test-patching-ds-%d.txt", (int)getpid());
+    FILE *df = fopen(dpath, "w");
+    fprintf(df, "%s\n\n%s\n", spec, "ids:5,6,7,8");
+    fclose(df);
+    snprintf(two, sizeof two, "%s | ids:5,6,7,8", spec);
+    c = ablate_call(reg, m, ids, T, a, w, "mlp=1 neurons=0:3", "mean", "dataset", dpath, &rc);
+    double f1 = scalar(c, "metric_after");
+    lp_call_free(c);
+    c = ablate_call(reg, m, ids, T, a, w, "mlp=1 neurons=0:3", "mean", "dataset", two, &rc);
+    double f2 = scalar(c, "metric_after");
+    lp_call_free(c);
+    check(rc == 0 && f1 == f2 && f1 != m1, "%s: a dataset file equals the same prompts split by '|' (%.6f)", dir, f1);
+    remove(dpath);
 
     /* eval accuracy */
     char path[256];
