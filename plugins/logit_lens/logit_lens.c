@@ -44,6 +44,7 @@ typedef struct lens {
     int nsel;
     float *x;   /* [T, D] normed residual */
     float *lg;  /* [T, V] logits */
+    float *lg_final; /* [T, V] the final layer's logits, kept from the first pass */
     double *final_lp; /* [nsel, V] final log-probs */
     float *final_p;   /* [nsel, V] final probabilities (exp of final_lp, computed once) */
     lp_cache *cache;
@@ -55,6 +56,7 @@ static void lens_free(lens *s)
         s->h->cache_free(s->cache);
     s->h->free(s->x);
     s->h->free(s->lg);
+    s->h->free(s->lg_final);
     s->h->free(s->final_lp);
     s->h->free(s->final_p);
     free(s->sel);
@@ -275,6 +277,13 @@ static int run(lp_call *call, const lp_host_api *h)
         for (int v = 0; v < V; v++)
             s.final_p[(size_t)j * V + v] = (float)exp(s.final_lp[(size_t)j * V + v] = z[v] - lse);
     }
+    /* keep the final logits for layer NL (one unembedding fewer); layers use a new buffer */
+    s.lg_final = s.lg;
+    s.lg = h->alloc(sizeof(float) * (size_t)T * V);
+    if (!s.lg) {
+        lens_free(&s);
+        return h->error(call, LP_ENOMEM, "out of memory (%d positions x %d tokens)", T, V);
+    }
     int first_top1 = -1;
     int *best = malloc(sizeof(int) * (size_t)k);
     if (!best) {
@@ -292,12 +301,11 @@ static int run(lp_call *call, const lp_host_api *h)
             lens_free(&s);
             return rc;
         }
-        if (L == NL) /* s.lg may hold layer NL-1: recompute the final lens */
-            if ((rc = lens_layer(&s, NL))) {
-                free(best);
-                lens_free(&s);
-                return rc;
-            }
+        if (L == NL) { /* the final lens, computed first: swap it in */
+            float *work = s.lg;
+            s.lg = s.lg_final;
+            s.lg_final = work;
+        }
         if (first_top1 < 0 && argmax(s.lg + (size_t)(T - 1) * V, V) == final_top1)
             first_top1 = L;
         for (int j = 0; j < ns; j++) {
