@@ -397,7 +397,8 @@ static void draw_status(ui_app *app, ui_canvas *cv)
         cv_text(cv, x, y, cv->w - x, app->msg, app->msg_error ? C_ERROR : C_STATUS, app->msg_error ? A_BOLD_ : 0);
         return;
     }
-    const char *hint = app->panels[app->view].editing && app->panels[app->view].editing(app, &app->panels[app->view])
+    const char *hint = app->view == VIEW_CONSOLE ? "Enter run · F1 help · F10 quit"
+                       : app->panels[app->view].editing && app->panels[app->view].editing(app, &app->panels[app->view])
                            ? "typing · Esc stop · F1 help"
                            : "? help · q quit";
     int hw = ui_text_width(hint), hx = cv->w - hw - 1 > x ? cv->w - hw - 1 : x;

@@ -155,9 +155,15 @@ typedef struct ui_analysis {
     unsigned generation; /* incremented by each analysis */
 } ui_analysis;
 
-/* ---- the worker (loop.c): plugin calls off the UI thread ---- */
+/* ---- the worker (loop.c): plugin calls and Lua commands off the UI thread ---- */
 typedef struct ui_app ui_app;
+/* call: the plugin call, or NULL for a function job (ui_worker_start_fn) */
 typedef void (*ui_job_done_fn)(ui_app *app, lp_call *call, int rc, const char *err, void *user);
+/* A function job: runs on the worker thread; returns 0, LP_ECANCELLED or an error code. */
+typedef int (*ui_job_fn)(void *user, lp_error *err);
+/* Called on the UI thread (or from the SIGINT handler: async-signal-safe only) to ask a
+ * function job to stop. */
+typedef void (*ui_job_cancel_fn)(void *user);
 
 typedef struct ui_worker {
     pthread_t thread;
@@ -168,6 +174,9 @@ typedef struct ui_worker {
     double done, total;
     char what[128];
     lp_call *call;
+    ui_job_fn fn;                /* set instead of call for a function job        */
+    ui_job_cancel_fn cancel_fn;  /* how a function job is asked to stop           */
+    int quiet;                   /* no "done in N ms" message (the job reports)   */
     int rc;
     lp_error err;
     ui_job_done_fn on_done;
@@ -242,6 +251,9 @@ int ui_model_busy(const ui_app *app);
 
 /* loop.c */
 int ui_worker_start(ui_app *app, lp_call *call, const char *label, ui_job_done_fn done, void *user);
+/* Run fn(user) on the worker (the model is busy meanwhile); Esc / Ctrl-C call cancel(user). */
+int ui_worker_start_fn(ui_app *app, ui_job_fn fn, ui_job_cancel_fn cancel, const char *label, int quiet,
+                       ui_job_done_fn done, void *user);
 void ui_worker_poll(ui_app *app); /* delivers a finished job */
 void ui_worker_cancel(ui_app *app);
 void ui_worker_wait(ui_app *app); /* blocks until the job is finished and delivered */
