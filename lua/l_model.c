@@ -412,6 +412,7 @@ static int l_model_decode(lua_State *L)
 {
     lt_model *mo = lt_model_check(L, 1);
     lp_tokenizer *tok = need_tok(L, mo);
+    lua_settop(L, 3); /* any_ids pushes scratch memory: keep slot 3 for the options */
     int n;
     int32_t *ids = any_ids(L, mo, 2, &n);
     static const char *const allowed[] = {"skip_special", NULL};
