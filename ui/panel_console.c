@@ -145,8 +145,12 @@ static void out_append(console *con, const char *s, size_t n, int color)
     pthread_mutex_unlock(&con->mu);
 }
 
+/* A whole line of its own (echo, errors, notes): ends a line left open by io.write first. */
 static void out_line_add(console *con, const char *s, int color)
 {
+    pthread_mutex_lock(&con->mu);
+    con->open_last = 0;
+    pthread_mutex_unlock(&con->mu);
     out_append(con, s, strlen(s), color);
     out_append(con, "\n", 1, color);
 }
