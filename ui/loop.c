@@ -283,12 +283,13 @@ int ui_run_loop(ui_app *app)
             ui_analyse(app);
         if (cv.w != COLS || cv.h != LINES)
             ui_canvas_resize(&cv, COLS, LINES);
+        app->an.lens_more = 0;
         ui_render(app, &cv);
         erase();
         ui_screen_blit(&cv);
         wnoutrefresh(stdscr);
         doupdate();
-        timeout(app->worker.running ? 50 : 1000);
+        timeout(app->worker.running ? 50 : app->an.lens_more ? 0 : 1000); /* 0: more lens cells to draw */
         wint_t c;
         int r = get_wch(&c);
         if (r == ERR) {

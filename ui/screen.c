@@ -448,6 +448,28 @@ static void draw_help(ui_app *app, ui_canvas *cv)
     }
 }
 
+void ui_render_full(ui_app *app, ui_canvas *cv)
+{
+    for (int i = 0; i < 1000; i++) {
+        app->an.lens_more = 0;
+        int was_dirty = app->dirty;
+        ui_render(app, cv);
+        if (!was_dirty && app->dirty && !ui_model_busy(app) && app->an.n > 0) {
+            /* the view wants more of the forward pass (the attention patterns): again */
+            int n = app->an.n;
+            int32_t *ids = malloc(sizeof *ids * (size_t)n);
+            if (!ids)
+                break;
+            memcpy(ids, app->an.ids, sizeof *ids * (size_t)n);
+            ui_analyse_ids(app, ids, n, 0);
+            free(ids);
+            continue;
+        }
+        if (!app->an.lens_more || ui_model_busy(app))
+            break;
+    }
+}
+
 void ui_render(ui_app *app, ui_canvas *cv)
 {
     cv->mono = app->mono;

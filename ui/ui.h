@@ -133,6 +133,7 @@ void ui_edit_draw(const ui_edit *e, ui_canvas *cv, int x, int y, int w, int acti
 
 typedef struct ui_lens_cell {
     int done;
+    int done_pending; /* scratch mark of ui_lens_ensure_cells */
     int32_t top[UI_TOPK];
     float prob[UI_TOPK];
     float target_prob;
@@ -153,6 +154,8 @@ typedef struct ui_analysis {
     char error[512];
     double forward_ms, analyse_ms;
     unsigned generation; /* incremented by each analysis */
+    int lens_more;       /* lens cells on screen still to compute (next frame) */
+    int with_patterns;   /* the last analysis kept the attention patterns */
 } ui_analysis;
 
 /* ---- the worker (loop.c): plugin calls and Lua commands off the UI thread ---- */
@@ -241,8 +244,15 @@ int ui_sel_pos(const ui_app *app);      /* the selected position, resolved */
  * one). Returns 0, or -1 when the model is busy or there is nothing to compute. */
 int ui_lens_ensure(ui_app *app, int pos, int final_only);
 int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only); /* [pos0, pos1), one batch */
+/* The cells of positions [pos0, pos1) × layers [l0, l1] (what is on screen), the cell
+ * (cur_l, cur_p) first, then the output row, then the layers downwards: at most budget
+ * cells in one batch. Returns how many are still missing (drawn as "…"; the loop draws
+ * again at once while any are), or -1. */
+int ui_lens_ensure_cells(ui_app *app, int pos0, int pos1, int l0, int l1, int cur_l, int cur_p, int budget);
+#define UI_LENS_BUDGET 48
 ui_lens_cell *ui_lens_at(ui_app *app, int layer, int pos);
-/* blocks.L.attn.hook_pattern row data: [n_heads, n, n] of layer L, or NULL. */
+/* blocks.L.attn.hook_pattern row data: [n_heads, n, n] of layer L, or NULL (also when the
+ * last analysis did not keep the patterns: then the prompt is marked for analysis again). */
 const float *ui_pattern(ui_app *app, int layer);
 void ui_set_target(ui_app *app, int32_t id);
 /* Token text for display (escaped), into out. */
@@ -264,6 +274,8 @@ int ui_handle_key(ui_app *app, int key, const wchar_t *wch);
 
 /* screen.c */
 void ui_render(ui_app *app, ui_canvas *cv); /* the whole screen into the canvas */
+/* Render until nothing on screen is left to compute (captures, tests, the bench). */
+void ui_render_full(ui_app *app, ui_canvas *cv);
 int ui_screen_init(int *mono);             /* ncurses on; colours        */
 void ui_screen_end(void);                  /* idempotent                 */
 void ui_screen_blit(const ui_canvas *cv);  /* the canvas onto the terminal */

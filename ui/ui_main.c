@@ -77,7 +77,7 @@ int cmd_ui(int argc, char **argv)
         ui_canvas cv = {0};
         ui_canvas_resize(&cv, w, h);
         cv.mono = 1;
-        ui_render(app, &cv);
+        ui_render_full(app, &cv);
         char *s = cv_dump(&cv);
         /* the status bar's live figures (time, memory) vary: captures are for reading */
         fputs(s ? s : "", stdout);

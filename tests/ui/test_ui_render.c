@@ -82,10 +82,12 @@ int main(int argc, char **argv)
             ui_canvas_resize(&s, sizes[z][0], sizes[z][1]);
             for (int v = 0; v < VIEW_COUNT; v++) {
                 app->view = v;
-                ui_render(app, &s);
+                ui_render_full(app, &s);
                 char *d = cv_dump(&s);
                 if (v == VIEW_PROMPT)
                     CHECK(strstr(d, " 1 \xc2\xb7time") != NULL, "prompt view top-1 at %dx%d:\n%s", s.w, s.h, d);
+                if (v == VIEW_ATTN) /* the patterns, kept only for this view: analysed again */
+                    CHECK(strstr(d, "<s>     @") != NULL && app->an.with_patterns, "attention at %dx%d:\n%s", s.w, s.h, d);
                 if (v == VIEW_LENS)
                     CHECK(strstr(d, "\xc2\xb7time") != NULL, "lens at %dx%d:\n%s", s.w, s.h, d);
                 CHECK(strstr(d, "stories260K") != NULL, "status bar at %dx%d view %d", s.w, s.h, v);
