@@ -306,6 +306,12 @@ static int l_write(lua_State *L)
     return 1;
 }
 
+/* io.read / io.lines(): the terminal belongs to the UI */
+static int l_no_stdin(lua_State *L)
+{
+    return luaL_error(L, "standard input is not available in the UI console (the terminal belongs to the UI)");
+}
+
 static int msghandler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -344,6 +350,8 @@ static int pinit(lua_State *L)
     lua_getglobal(L, "io");
     lua_pushcfunction(L, l_write);
     lua_setfield(L, -2, "write");
+    lua_pushcfunction(L, l_no_stdin);
+    lua_setfield(L, -2, "read");
     lua_pop(L, 1);
     return 0;
 }
