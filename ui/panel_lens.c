@@ -87,9 +87,11 @@ static void draw(ui_app *app, ui_panel *p, ui_canvas *cv, ui_rect r)
     }
     int last = s->col0 + ncols < an->n ? s->col0 + ncols : an->n;
     /* only the cells on screen, a budget per frame: a keystroke shows the output row and
-     * the cursor's cell at once, the rest fills in over the next frames */
+     * the cursor's cell at once (one small batch), the rest fills in over the next frames */
     int lrow = s->row0 + nrows - 1 < L ? s->row0 + nrows - 1 : L;
-    an->lens_more = ui_lens_ensure_cells(app, s->col0, last, s->row0, lrow, cl, cp, UI_LENS_BUDGET) > 0;
+    ui_lens_cell *first = ui_lens_at(app, cl, cp);
+    int budget = first && !first->done ? last - s->col0 + 1 : UI_LENS_BUDGET; /* a fresh prompt: the output row */
+    an->lens_more = ui_lens_ensure_cells(app, s->col0, last, s->row0, lrow, cl, cp, budget) > 0;
     for (int rr = 0; rr < nrows && s->row0 + rr <= L; rr++) {
         int l = s->row0 + rr, y = in.y + 1 + rr;
         char ln[16];

@@ -249,7 +249,7 @@ int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only); /* [p
  * cells in one batch. Returns how many are still missing (drawn as "…"; the loop draws
  * again at once while any are), or -1. */
 int ui_lens_ensure_cells(ui_app *app, int pos0, int pos1, int l0, int l1, int cur_l, int cur_p, int budget);
-#define UI_LENS_BUDGET 48
+#define UI_LENS_BUDGET 64
 ui_lens_cell *ui_lens_at(ui_app *app, int layer, int pos);
 /* blocks.L.attn.hook_pattern row data: [n_heads, n, n] of layer L, or NULL (also when the
  * last analysis did not keep the patterns: then the prompt is marked for analysis again). */
