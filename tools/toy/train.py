@@ -58,6 +58,8 @@ def main():
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log", default=None)
+    ap.add_argument("--init", default=None, help="continue from this HF folder instead of random init")
+    ap.add_argument("--log-mode", default="w", help="'a' to append to an existing training log")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -73,13 +75,13 @@ def main():
     cfg = GPT2Config(vocab_size=V, n_positions=args.ctx, n_ctx=args.ctx, n_embd=args.d, n_layer=args.layers,
                      n_head=args.heads, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
                      attn_pdrop=0.0, bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=True)
-    model = GPT2LMHeadModel(cfg)
+    model = GPT2LMHeadModel.from_pretrained(args.init) if args.init else GPT2LMHeadModel(cfg)
     nparams = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     nodecay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": nodecay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
-    logf = open(args.log or os.path.join(args.out, "training_log.txt"), "w")
+    logf = open(args.log or os.path.join(args.out, "training_log.txt"), args.log_mode)
 
     def log(s):
         print(s, flush=True); logf.write(s + "\n"); logf.flush()
