@@ -111,7 +111,7 @@ def main():
         return x, y
 
     model.train()
-    t0 = time.time(); last_ck = t0; step = 0; ema = None; tokens = 0
+    t0 = time.time(); last_ck = t0; step = 0; ema = None; rema = None; tokens = 0
     budget = args.minutes * 60
     while True:
         el = time.time() - t0
@@ -130,9 +130,14 @@ def main():
         opt.step()
         step += 1; tokens += x.numel()
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        n_rand = int(round(args.batch * args.rand_frac))
+        if n_rand:  # loss on the random-token repeat rows alone (chance ~ ln V): tracks induction
+            with torch.no_grad():
+                rl = torch.nn.functional.cross_entropy(logits[-n_rand:].reshape(-1, V), y[-n_rand:].reshape(-1), ignore_index=-100).item()
+            rema = rl if rema is None else 0.9 * rema + 0.1 * rl
         if step % 50 == 0 or step == 1:
             el = time.time() - t0
-            log(f"step {step} tokens {tokens} loss {loss.item():.4f} ema {ema:.4f} lr {lr:.2e} elapsed {el:.0f}s tok/s {tokens / el:.0f}")
+            log(f"step {step} tokens {tokens} loss {loss.item():.4f} ema {ema:.4f} rand_rows_ema {rema if rema is not None else float('nan'):.3f} lr {lr:.2e} elapsed {el:.0f}s tok/s {tokens / el:.0f}")
         if time.time() - last_ck > args.ckpt_minutes * 60:
             last_ck = time.time()
             model.save_pretrained(os.path.join(args.out, "ckpt"), safe_serialization=True)
