@@ -114,11 +114,13 @@ Previous-token scores:
 These numbers are from PyTorch/transformers (`eval_results.json`); the C engine re-measures them.
 
 """ + ("" if all(T.values()) else "## Known gaps\n\nTargets not met by this checkpoint: " + ", ".join(f"`{k}`" for k, v in T.items() if not v) + """.
-The training budget (about an hour of wall time on a 2-core machine shared with other jobs, which
-delivered only ~1.1–3k tokens/s) ran out while the in-context copying circuit (previous-token +
-induction heads, which IOI also needs) was still forming: the loss on random-token repeat rows was
-falling from chance (ln V = 7.71) when training stopped; see `training_log.txt` (`rand_rows_ema`).
-More steps of the same `train.py` (e.g. `--init models/toy` with `--rand-frac 0.35`) continue it.
+Training ran on a 2-core machine shared with other jobs (~1.1–3k tokens/s, """ + f"{toks:,}" + """ tokens in
+total). The in-context copying circuit only formed in the last segment (loss on random-token repeat rows,
+`rand_rows_ema` in `training_log.txt`, fell from chance ln V = 7.71 to ~1.3), and the total loss was
+still falling steeply when the budget ran out; IOI (""" + f"ABBA {pct(io['acc_by_order']['ABBA'])}, BABA {pct(io['acc_by_order']['BABA'])}" + """)
+had not yet formed. Previous-token information is spread over several L0/L1 heads (top single-head
+score """ + f"{h['top_prev_token'][0]['score']:.2f}" + """) while the L2 induction heads are sharp. More steps of the same
+`train.py` (`--init models/toy --rand-frac 0.35`) continue training.
 
 """) + """## Planted mechanisms (for reference)
 - IOI: 8 templates, both orders (ABBA: IO named first; BABA: S named first), 74 names, 15% of unordered
