@@ -1,6 +1,6 @@
 /* Measures what the bundled toy model must demonstrably do (issue: the bundled model
  * with planted mechanisms) with loupe's own engine, on the held-out evaluation sets in
- * models/toy/eval/:
+ * models/toy/data/eval/:
  *   IOI top-1 accuracy and mean logit difference (IO − S); induction top-1 accuracy on
  *   the second copy of repeated random tokens vs the first; the best TransformerLens
  *   induction and previous-token head scores; fact recall; linear decodability of the
