@@ -59,7 +59,7 @@ PY
 fi
 
 echo "# IOI: the prediction panel and the logit lens"
-IOI="When Mary and John went to the store, John gave a drink to"
+IOI="When John and Mary went to the store, John gave a drink to"
 start 80x24 ui "'$TOY'"
 $T send-keys -t ui -l "$IOI"
 check "toy: IOI prompt predicts ·Mary as top-1" '^│ ?1 ·Mary +[0-9.]+%' 20
