@@ -199,3 +199,39 @@ out:
     free(cnt);
     return rc;
 }
+
+int pr_accuracy_rows(const pr_data *d, const float *X, int dim, const pr_fit_opts *o, const int *tr, int ntr,
+                     const int *te, int nte, double *acc, double *majority)
+{
+    pr_probe p;
+    int rc = pr_fit(&p, o, X, dim, d->y, tr, ntr, d->n_classes);
+    if (rc)
+        return rc;
+    float *sc = malloc(sizeof(float) * (size_t)(nte > 0 ? nte : 1) * p.k);
+    long *cnt = calloc((size_t)d->n_classes + 1, sizeof(long));
+    if (!sc || !cnt) {
+        free(sc);
+        free(cnt);
+        pr_probe_free(&p);
+        return LP_ENOMEM;
+    }
+    pr_scores(&p, X, te, nte, sc);
+    for (int i = 0; i < ntr; i++)
+        cnt[(int)d->y[tr[i]]]++;
+    int mc = 0;
+    for (int c = 1; c < d->n_classes; c++)
+        if (cnt[c] > cnt[mc])
+            mc = c;
+    int hit = 0, mhit = 0;
+    for (int i = 0; i < nte; i++) {
+        hit += (int)pr_predict_row(&p, sc + (size_t)i * p.k) == (int)d->y[te[i]];
+        mhit += (int)d->y[te[i]] == mc;
+    }
+    *acc = nte ? (double)hit / nte : NAN;
+    if (majority)
+        *majority = nte ? (double)mhit / nte : NAN;
+    free(sc);
+    free(cnt);
+    pr_probe_free(&p);
+    return 0;
+}

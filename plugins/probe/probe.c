@@ -446,56 +446,78 @@ static int erase_run(lp_call *call, const lp_host_api *h)
     if (rc)
         return rc;
     const int D = s.x.d_model, n = s.d.n;
-    double C = h->param_float(call, "c");
+    pr_fit_opts fo = pr_fit_opts_default();
+    fo.C = h->param_float(call, "c");
     if (s.n_hooks != 1) {
         session_free(&s);
         return h->error(call, LP_EINVAL, "erase works at one hook (the pattern matched %d)", s.n_hooks);
     }
-    if (!s.d.n_classes) {
+    if (!s.d.n_classes || !(fo.C > 0)) {
         session_free(&s);
-        return h->error(call, LP_EINVAL, "erase needs class labels");
+        return h->error(call, LP_EINVAL, "erase needs class labels and c > 0");
     }
-    int *tr = malloc(sizeof(int) * (size_t)n);
+    int *tr = malloc(sizeof(int) * (size_t)n), *te = malloc(sizeof(int) * (size_t)n);
     float *Xe = malloc(sizeof(float) * (size_t)n * D);
     pr_eraser e = {0};
-    int ntr = 0;
-    if (!tr || !Xe) {
+    double before = 0, after = 0, maj = 0, msc = 0, var = 0;
+    long n_te_all = 0;
+    int used = 0;
+    if (!tr || !te || !Xe) {
         rc = h->error(call, LP_ENOMEM, "out of memory");
         goto out;
     }
-    for (int i = 0; i < n; i++)
-        if (s.fold[s.d.tix[i]] != 0)
-            tr[ntr++] = i;
-    h->progress(call, 0, 3, "probe before");
-    double maj = 0, before = fresh_accuracy(&s, s.X[0], C, &maj);
-    h->progress(call, 1, 3, "fit LEACE");
-    if ((rc = pr_leace_fit(&e, s.X[0], D, s.d.y, tr, ntr, s.d.n_classes))) {
-        rc = h->error(call, rc, "LEACE fit failed (%s)", rc == LP_ENOMEM ? "out of memory" : "singular covariance");
-        goto out;
-    }
-    memcpy(Xe, s.X[0], sizeof(float) * (size_t)n * D);
-    pr_leace_apply(&e, Xe, n);
-    if (h->progress(call, 2, 3, "probe after")) {
-        rc = h->error(call, LP_ECANCELLED, "cancelled");
-        goto out;
-    }
-    double after = fresh_accuracy(&s, Xe, C, NULL);
-    /* mean squared change on the held-out rows, and relative to their variance */
-    double msc = 0, var = 0;
-    long nt = 0;
-    for (int i = 0; i < n; i++) {
-        if (s.fold[s.d.tix[i]] != 0)
-            continue;
-        const float *a = s.X[0] + (size_t)i * D, *b = Xe + (size_t)i * D;
-        for (int j = 0; j < D; j++) {
-            msc += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
-            var += ((double)a[j] - e.mu[j]) * ((double)a[j] - e.mu[j]);
+    /* per fold: LEACE fitted on the training texts only; probes before and after tested on
+     * the held-out texts (one split: fold 0 is the test fold) */
+    for (int f = 0; f < s.n_folds; f++) {
+        if (h->progress(call, f, s.n_folds, "folds")) {
+            rc = h->error(call, LP_ECANCELLED, "cancelled");
+            goto out;
         }
-        nt++;
+        int ntr = 0, nte = 0;
+        for (int i = 0; i < n; i++) {
+            if (s.fold[s.d.tix[i]] == f)
+                te[nte++] = i;
+            else
+                tr[ntr++] = i;
+        }
+        if (!nte || ntr < 2)
+            continue;
+        double b = 0, a = 0, m = 0;
+        pr_eraser_free(&e);
+        if ((rc = pr_accuracy_rows(&s.d, s.X[0], D, &fo, tr, ntr, te, nte, &b, &m)) ||
+            (rc = pr_leace_fit(&e, s.X[0], D, s.d.y, tr, ntr, s.d.n_classes))) {
+            rc = h->error(call, rc, "fit failed (%s)", rc == LP_ENOMEM ? "out of memory" : "degenerate data");
+            goto out;
+        }
+        memcpy(Xe, s.X[0], sizeof(float) * (size_t)n * D);
+        pr_leace_apply(&e, Xe, n);
+        if ((rc = pr_accuracy_rows(&s.d, Xe, D, &fo, tr, ntr, te, nte, &a, NULL))) {
+            rc = h->error(call, rc, "fit after erasure failed");
+            goto out;
+        }
+        before += b;
+        after += a;
+        maj += m;
+        used++;
+        for (int q = 0; q < nte; q++) {
+            const float *x0 = s.X[0] + (size_t)te[q] * D, *x1 = Xe + (size_t)te[q] * D;
+            for (int j = 0; j < D; j++) {
+                msc += ((double)x0[j] - x1[j]) * ((double)x0[j] - x1[j]);
+                var += ((double)x0[j] - e.mu[j]) * ((double)x0[j] - e.mu[j]);
+            }
+        }
+        n_te_all += nte;
     }
-    msc /= nt ? nt : 1;
-    var /= nt ? nt : 1;
-    h->progress(call, 3, 3, "done");
+    if (!used) {
+        rc = h->error(call, LP_EINVAL, "no usable fold");
+        goto out;
+    }
+    before /= used;
+    after /= used;
+    maj /= used;
+    msc /= n_te_all;
+    var /= n_te_all;
+    h->progress(call, s.n_folds, s.n_folds, "folds");
     h->result_string(call, "hook", s.hooks[0]);
     h->result_scalar(call, "accuracy_before", before);
     h->result_scalar(call, "accuracy_after", after);
@@ -503,6 +525,7 @@ static int erase_run(lp_call *call, const lp_host_api *h)
     h->result_scalar(call, "mean_sq_change", msc);
     h->result_scalar(call, "relative_sq_change", var > 0 ? msc / var : 0);
     h->result_scalar(call, "rank", e.r);
+    h->result_scalar(call, "n_test", (double)n_te_all);
     const char *cols[] = {"hook", "accuracy_before", "accuracy_after", "chance", "mean_sq_change",
                           "relative_sq_change"};
     int tb = h->result_table(call, "erasure", 6, cols);
@@ -511,7 +534,7 @@ static int erase_run(lp_call *call, const lp_host_api *h)
     if (tb >= 0)
         h->table_row(call, tb, row);
     const char *save = h->param_str(call, "save");
-    if (*save) {
+    if (*save) { /* the eraser of the last fold */
         char err[1024];
         pr_named t[3] = {{"mean", 1, {D}, e.mu}, {"A", 2, {e.r, D}, e.A}, {"B", 2, {e.r, D}, e.B}};
         if ((rc = pr_write_safetensors(save, t, 3, err, sizeof err)))
@@ -522,6 +545,7 @@ static int erase_run(lp_call *call, const lp_host_api *h)
 out:
     pr_eraser_free(&e);
     free(tr);
+    free(te);
     free(Xe);
     session_free(&s);
     return rc;

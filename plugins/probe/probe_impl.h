@@ -127,6 +127,10 @@ int *pr_split(int n_texts, int folds, double test_frac, uint64_t seed, int *n_fo
  * folds. probe_out (may be NULL) gets the probe of the last fold. */
 int pr_evaluate(const pr_data *d, const float *X, int dim, const pr_fit_opts *o, const int *fold, int n_folds,
                 pr_metrics *m, pr_probe *probe_out);
+/* Class-label accuracy of a probe fitted on rows tr and tested on rows te, and the
+ * training majority class's accuracy on te. */
+int pr_accuracy_rows(const pr_data *d, const float *X, int dim, const pr_fit_opts *o, const int *tr, int ntr,
+                     const int *te, int nte, double *acc, double *majority);
 double pr_auroc(const float *score, const int *pos, int n);
 
 /* ---- LEACE (leace.c) ---- */
