@@ -225,6 +225,30 @@ static int save_probe(session *s, const pr_probe *p, int hk, const pr_metrics *m
     return 0;
 }
 
+/* the features of the first hook, labels and the test mask (fold 0), for outside checks */
+static int export_features(session *s, const char *path)
+{
+    const int n = s->d.n;
+    float *y = malloc(sizeof(float) * (size_t)n), *t = malloc(sizeof(float) * (size_t)n);
+    char err[1024];
+    if (!y || !t) {
+        free(y);
+        free(t);
+        return s->x.h->error(s->x.call, LP_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        y[i] = (float)s->d.y[i];
+        t[i] = s->fold[s->d.tix[i]] == 0;
+    }
+    pr_named nt[3] = {{"X", 2, {n, s->x.d_model}, s->X[0]}, {"y", 1, {n}, y}, {"test", 1, {n}, t}};
+    int rc = pr_write_safetensors(path, nt, 3, err, sizeof err);
+    free(y);
+    free(t);
+    if (rc)
+        return s->x.h->error(s->x.call, rc, "export: %s", err);
+    return s->x.h->result_string(s->x.call, "exported", path);
+}
+
 /* ---- probe.train / probe.sweep ---- */
 
 static int train_or_sweep(lp_call *call, const lp_host_api *h, int sweep)
@@ -295,8 +319,10 @@ static int train_or_sweep(lp_call *call, const lp_host_api *h, int sweep)
         lp_tensor w = h->result_tensor(call, "weight", 2, ne2, "class,d_model");
         if (w.data)
             memcpy(w.data, last.W, sizeof(float) * (size_t)last.k * D);
-        const char *save = h->param_str(call, "save");
+        const char *save = h->param_str(call, "save"), *exp = h->param_str(call, "export");
         if (save && *save && (rc = save_probe(&s, &last, 0, &m[0], me, save)))
+            goto out;
+        if (exp && *exp && (rc = export_features(&s, exp)))
             goto out;
     } else if (!sweep && *h->param_str(call, "save")) {
         rc = h->error(call, LP_EINVAL, "save needs a single hook (the pattern matched %d)", nh);
@@ -743,6 +769,7 @@ static const lp_param_desc train_params[] = {
     {"hook", LP_PARAM_HOOK, NULL, "where to read: a hook name, or a glob for one probe per hook"},
     FIT_PARAMS,
     {"save", LP_PARAM_STRING, "", "write the probe: PATH.safetensors + PATH.json (one hook only)"},
+    {"export", LP_PARAM_STRING, "", "write the features as safetensors: X [n, d_model], y [n], test [n] (one hook)"},
 };
 
 static const lp_param_desc sweep_params[] = {

@@ -190,8 +190,8 @@ static void test_leace_planted(int k, double sep)
     double before, after, chance;
     pr_accuracy_rows(&dd, X, d, &o, tr, ntr, te, nte, &before, &chance);
     pr_eraser e;
-    check(pr_leace_fit(&e, X, d, dd.y, tr, ntr, k) == 0 && e.r == k - 1, "planted %d classes: LEACE fit, rank %d", k,
-          e.r);
+    int rc = pr_leace_fit(&e, X, d, dd.y, tr, ntr, k);
+    check(rc == 0 && e.r == k - 1, "planted %d classes: LEACE fit, rank %d", k, e.r);
     float *Xe = malloc(sizeof(float) * (size_t)n * d);
     memcpy(Xe, X, sizeof(float) * (size_t)n * d);
     pr_leace_apply(&e, Xe, n);

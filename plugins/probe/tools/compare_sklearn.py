@@ -118,14 +118,12 @@ def compare_loupe(a):
         t = read_safetensors(ex)
     X, y, te = t["X"].astype(np.float64), t["y"].astype(int), t["test"] > 0.5
     coef, _, acc = fit_logistic(X, y, ~te, te, a.c)
-    results = res.get("results", res)
+    results = res["results"]
+
     def get(name):
-        if isinstance(results, dict):
-            return results[name]
-        for r_ in results:
-            if r_.get("name") == name:
-                return r_.get("value", r_.get("data"))
-        raise KeyError(name)
+        e = results[name]
+        return e["value"] if "value" in e else e["data"]
+
     w = np.array(get("weight"), dtype=np.float64).reshape(coef.shape)
     lacc = float(get("best"))
     cos = [float(np.dot(w[i], coef[i]) / np.linalg.norm(w[i]) / np.linalg.norm(coef[i])) for i in range(len(coef))]
