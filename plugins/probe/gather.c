@@ -109,8 +109,12 @@ int pr_gather(const pr_ctx *x, const pr_data *d, char *const *hooks, int n_hooks
     int **starts = calloc((size_t)d->n_texts, sizeof *starts);
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)MAX_BATCH * (size_t)cfg->n_ctx);
     int32_t lens[MAX_BATCH];
-    float *lg = kl ? malloc(sizeof(float) * (size_t)MAX_BATCH * cfg->n_ctx * V) : NULL;
-    float *lg2 = kl ? malloc(sizeof(float) * (size_t)MAX_BATCH * cfg->n_ctx * V) : NULL;
+    /* logits for the KL: at most 32M floats per buffer (or one full-context sequence) */
+    size_t lg_cap = (size_t)MAX_BATCH * cfg->n_ctx * V;
+    if (lg_cap > ((size_t)1 << 25))
+        lg_cap = (size_t)cfg->n_ctx * V > ((size_t)1 << 25) ? (size_t)cfg->n_ctx * V : ((size_t)1 << 25);
+    float *lg = kl ? malloc(sizeof(float) * lg_cap) : NULL;
+    float *lg2 = kl ? malloc(sizeof(float) * lg_cap) : NULL;
     double *p = kl ? malloc(sizeof(double) * 2 * (size_t)V) : NULL;
     lp_cache *cache = h->cache_new();
     double kl_sum = 0;
@@ -165,7 +169,8 @@ int pr_gather(const pr_ctx *x, const pr_data *d, char *const *hooks, int n_hooks
         }
         /* a batch of texts within 25% of the first one's length */
         int nb = 0, T = 0;
-        while (s + nb < n_items && nb < MAX_BATCH && items[s + nb].len <= items[s].len + items[s].len / 4 + 2)
+        while (s + nb < n_items && nb < MAX_BATCH && items[s + nb].len <= items[s].len + items[s].len / 4 + 2 &&
+               (!kl || (size_t)(nb + 1) * items[s + nb].len * V <= lg_cap))
             nb++;
         T = items[s + nb - 1].len;
         memset(tok, 0, sizeof(int32_t) * (size_t)nb * T);
