@@ -290,8 +290,10 @@ static int train_or_sweep(lp_call *call, const lp_host_api *h, int sweep)
     const char *cols[] = {"hook", "layer", "metric", "probe", "baseline_majority", "baseline_embed", "auroc",
                           "embed_auroc", "n_test"};
     int tb = h->result_table(call, sweep ? "sweep" : "probes", 9, cols);
-    int64_t ne1[1] = {nh};
-    lp_tensor acc = h->result_tensor(call, "accuracy", 1, ne1, "layer");
+    int64_t ne1[1] = {nh}, ne2[2] = {nh, 3};
+    /* [hook, 3]: the probe's score beside its two baselines, so a plot of it never shows
+     * a probe number alone */
+    lp_tensor acc = h->result_tensor(call, "accuracy", 2, ne2, "layer,probe|majority|embed");
     lp_tensor lay = h->result_tensor(call, "layers", 1, ne1, "layer");
     if (tb < 0 || !acc.data || !lay.data) {
         rc = h->error(call, LP_ENOMEM, "out of memory for the results");
@@ -302,7 +304,9 @@ static int train_or_sweep(lp_call *call, const lp_host_api *h, int sweep)
                           {1, m[k].acc, NULL},        {1, m[k].majority, NULL},        {1, me->acc, NULL},
                           {1, m[k].auroc, NULL},      {1, me->auroc, NULL},            {1, m[k].n_test, NULL}};
         h->table_row(call, tb, row);
-        ((float *)acc.data)[k] = (float)m[k].acc;
+        ((float *)acc.data)[3 * k] = (float)m[k].acc;
+        ((float *)acc.data)[3 * k + 1] = (float)m[k].majority;
+        ((float *)acc.data)[3 * k + 2] = (float)me->acc;
         ((float *)lay.data)[k] = (float)layer_of(s.hooks[k]);
     }
     h->result_string(call, "metric", metric_name(&s));
@@ -817,7 +821,8 @@ static const char train_help[] =
 
 static const char sweep_help[] =
     "probe.train over every hook matching `hook` (default every block's resid_post).\n"
-    "Results: accuracy [layer] (test score per hook), layers [layer] (block index), the\n"
+    "Results: accuracy [layer, 3] (per hook: the test score, the majority baseline, the\n"
+    "embedding baseline), layers [layer] (block index), the\n"
     "`sweep` table (each row with both baselines), best, best_hook, best_layer,\n"
     "baseline_majority, baseline_embed.\n";
 

@@ -131,7 +131,7 @@ int main(int argc, char **argv)
     if (!run(c, "probe.sweep")) {
         int i = lp_call_find_result(c, "accuracy");
         const lp_tensor *t = i >= 0 ? lp_call_result_tensor(c, i, NULL) : NULL;
-        check(t && t->ndim == 1 && t->ne[0] == mc->n_layers, "accuracy tensor [%d]", mc->n_layers);
+        check(t && t->ndim == 2 && t->ne[0] == mc->n_layers && t->ne[1] == 3, "accuracy tensor [%d, 3]", mc->n_layers);
         int tb = lp_call_find_result(c, "sweep");
         check(tb >= 0 && lp_call_table_n_rows(c, tb) == mc->n_layers && lp_call_table_n_cols(c, tb) == 9,
               "sweep table: one row per layer, with baseline columns");
