@@ -108,8 +108,9 @@ static int session_open(session *s, lp_call *call, const lp_host_api *h, const c
     if (rc)
         return h->error(call, rc, "%s", err);
     if (s->fo.kind == PR_MEAN_DIFF && s->d.n_classes != 2) {
+        int k = s->d.n_classes;
         session_free(s);
-        return h->error(call, LP_EINVAL, "mean_diff needs two classes (the dataset has %d)", s->d.n_classes);
+        return h->error(call, LP_EINVAL, "mean_diff needs two classes (the dataset has %d)", k);
     }
     if (s->d.n_texts < 2) {
         session_free(s);
