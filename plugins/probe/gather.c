@@ -272,3 +272,43 @@ out:
         h->cache_free(cache);
     return rc;
 }
+
+int pr_data_drop_long(const pr_ctx *x, pr_data *d, int *n_dropped)
+{
+    const int n_ctx = x->h->model_config(x->m)->n_ctx;
+    char *drop = calloc((size_t)d->n_texts, 1);
+    if (!drop)
+        return x->h->error(x->call, LP_ENOMEM, "out of memory");
+    *n_dropped = 0;
+    for (int t = 0; t < d->n_texts; t++) {
+        int32_t *ids = NULL;
+        int n = 0;
+        int rc = pr_encode(x, d->text[t], &ids, NULL, &n);
+        x->h->free(ids);
+        if (rc) {
+            free(drop);
+            return rc;
+        }
+        if (n > n_ctx || n < 1) {
+            drop[t] = 1;
+            (*n_dropped)++;
+        }
+    }
+    if (*n_dropped) {
+        int k = 0;
+        for (int i = 0; i < d->n; i++) {
+            if (drop[d->tix[i]])
+                continue;
+            d->tix[k] = d->tix[i];
+            d->tok[k] = d->tok[i];
+            d->chr[k] = d->chr[i];
+            d->y[k] = d->y[i];
+            k++;
+        }
+        d->n = k;
+    }
+    free(drop);
+    if (d->n == 0)
+        return x->h->error(x->call, LP_EINVAL, "every text is longer than the model's context (%d tokens)", n_ctx);
+    return 0;
+}

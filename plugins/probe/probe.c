@@ -112,6 +112,13 @@ static int session_open(session *s, lp_call *call, const lp_host_api *h, const c
         session_free(s);
         return h->error(call, LP_EINVAL, "mean_diff needs two classes (the dataset has %d)", k);
     }
+    int dropped = 0;
+    if ((rc = pr_data_drop_long(&s->x, &s->d, &dropped))) {
+        session_free(s);
+        return rc;
+    }
+    if (dropped)
+        h->log(call, LP_LOG_WARN, "%d texts longer than the model's context were left out", dropped);
     if (s->d.n_texts < 2) {
         session_free(s);
         return h->error(call, LP_EINVAL, "the dataset needs at least two texts to split");
@@ -414,6 +421,13 @@ static int apply_run(lp_call *call, const lp_host_api *h)
         return h->error(call, rc, "%s", err);
     }
     p.n_classes = s.d.n_classes;
+    int dropped = 0;
+    if ((rc = pr_data_drop_long(&s.x, &s.d, &dropped))) {
+        pr_probe_free(&p);
+        pr_data_free(&s.d);
+        return rc;
+    }
+    h->result_scalar(call, "texts_left_out", dropped);
     char *hooks[1] = {hook};
     float *X = malloc(sizeof(float) * (size_t)s.d.n * p.d), *sc = malloc(sizeof(float) * (size_t)s.d.n * p.k);
     if (!X || !sc)

@@ -53,6 +53,9 @@ int pr_hooks_matching(const pr_ctx *x, const char *pattern, char ***names, int *
  * next-token distributions over all real positions. */
 int pr_gather(const pr_ctx *x, const pr_data *d, char *const *hooks, int n_hooks, float **X, const lp_hooks *edit,
               double *kl);
+/* Drop the examples of texts longer than the model's context (the texts stay, unused);
+ * *n_dropped counts the texts. Fails only when nothing is left. */
+int pr_data_drop_long(const pr_ctx *x, pr_data *d, int *n_dropped);
 /* Token ids of text with the model's BOS rule and each token's byte start (shifted for
  * BOS: a BOS token gets start -1). *ids / *starts are malloc'd. */
 int pr_encode(const pr_ctx *x, const char *text, int32_t **ids, int **starts, int *n);
