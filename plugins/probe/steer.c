@@ -107,6 +107,24 @@ static void count_words(const char *text, const char *pos, const char *neg, long
     }
 }
 
+/* invalid UTF-8 (a character cut by the token budget, or bytes the model made up)
+ * becomes '?', so tables and JSON stay text */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        int ok = n > 0 && !(n == 2 && *p < 0xc2);
+        for (int k = 1; ok && k < n; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 static int sample_token(const float *z, int V, double temp, int top_k, uint64_t *rng, double *pbuf)
 {
     int best = 0;
@@ -269,6 +287,7 @@ int pr_steer_run(lp_call *call, const lp_host_api *h)
                     text[k++] = buf[q] ? buf[q] : ' ';
             }
             text[k] = 0;
+            utf8_sanitize(text);
             count_words(text, pw, nw, &cnt[a * 3], &cnt[a * 3 + 1], &cnt[a * 3 + 2]);
             lp_cell row[3] = {{1, alphas[a], NULL}, {1, sidx, NULL}, {0, 0, text}};
             h->table_row(call, tg, row);
