@@ -94,12 +94,33 @@ static void log_softmax(const float *z, int V, double *out)
         out[v] = z[v] - l;
 }
 
+static int ends_with(const char *s, const char *t)
+{
+    size_t a = strlen(s), b = strlen(t);
+    return a >= b && !strcmp(s + a - b, t);
+}
+
+int pr_hook_width(const pr_ctx *x, const char *name)
+{
+    const lp_config *c = x->h->model_config(x->m);
+    if (ends_with(name, "hook_pattern") || ends_with(name, "hook_attn_scores"))
+        return LP_EUNSUPPORTED;
+    if (ends_with(name, "mlp.hook_pre") || ends_with(name, "mlp.hook_pre_linear") || ends_with(name, "mlp.hook_post"))
+        return c->d_mlp;
+    if (ends_with(name, "attn.hook_q") || ends_with(name, "attn.hook_k") || ends_with(name, "attn.hook_v") ||
+        ends_with(name, "attn.hook_rot_q") || ends_with(name, "attn.hook_rot_k") || ends_with(name, "attn.hook_z"))
+        return c->n_heads * c->d_head;
+    if (ends_with(name, "hook_scale"))
+        return 1;
+    return c->d_model;
+}
+
 int pr_gather(const pr_ctx *x, const pr_data *d, char *const *hooks, int n_hooks, float **X, const lp_hooks *edit,
               double *kl)
 {
     const lp_host_api *h = x->h;
     const lp_config *cfg = h->model_config(x->m);
-    const int D = x->d_model, V = cfg->d_vocab;
+    const int V = cfg->d_vocab;
     int rc = 0;
     /* examples grouped by text */
     int *first = malloc(sizeof(int) * (size_t)(d->n_texts + 1));
@@ -216,9 +237,13 @@ int pr_gather(const pr_ctx *x, const pr_data *d, char *const *hooks, int n_hooks
                 goto out;
             }
             lp_tensor a = h->cache_entry(cache, ci);
-            if (a.ndim != 3 || a.ne[2] != D || a.ne[1] != T) {
-                rc = h->error(x->call, LP_EUNSUPPORTED, "%s is not [batch, pos, d_model] (probes read residual-like hooks)",
-                              hooks[k]);
+            int64_t w = 1;
+            for (int q = 2; q < a.ndim; q++)
+                w *= a.ne[q];
+            const int D = pr_hook_width(x, hooks[k]);
+            if (a.ndim < 3 || a.ne[1] != T || w != D) {
+                rc = h->error(x->call, LP_EUNSUPPORTED, "%s is not [batch, pos, ...] with %d features per position",
+                              hooks[k], D);
                 goto out;
             }
             for (int j = 0; j < nb; j++) {

@@ -40,7 +40,8 @@ typedef struct session {
     char **hooks; /* [n_hooks]; hooks[n_hooks] is hook_embed when with_embed */
     int n_hooks;
     int with_embed;
-    float **X;    /* per hook [d.n, d_model] */
+    float **X;    /* per hook [d.n, dim[k]] */
+    int *dim;     /* per hook: features per position */
 } session;
 
 static void session_free(session *s)
@@ -53,6 +54,7 @@ static void session_free(session *s)
         for (int k = 0; k < s->n_hooks + s->with_embed; k++)
             free(s->hooks[k]);
     free(s->hooks);
+    free(s->dim);
     free(s->fold);
     pr_data_free(&s->d);
 }
@@ -142,12 +144,20 @@ static int session_open(session *s, lp_call *call, const lp_host_api *h, const c
     }
     int nh = s->n_hooks + with_embed;
     s->X = calloc((size_t)nh, sizeof(float *));
-    for (int k = 0; s->X && k < nh; k++)
-        if (!(s->X[k] = malloc(sizeof(float) * (size_t)s->d.n * s->x.d_model))) {
+    s->dim = calloc((size_t)nh, sizeof(int));
+    for (int k = 0; s->X && s->dim && k < nh; k++) {
+        if ((s->dim[k] = pr_hook_width(&s->x, s->hooks[k])) < 1) {
+            char nm[128];
+            snprintf(nm, sizeof nm, "%s", s->hooks[k]);
             session_free(s);
-            return h->error(call, LP_ENOMEM, "out of memory for %d x %d activations", s->d.n, s->x.d_model);
+            return h->error(call, LP_EUNSUPPORTED, "%s has no per-position features to probe", nm);
         }
-    if (!s->X) {
+        if (!(s->X[k] = malloc(sizeof(float) * (size_t)s->d.n * s->dim[k]))) {
+            session_free(s);
+            return h->error(call, LP_ENOMEM, "out of memory for the activations");
+        }
+    }
+    if (!s->X || !s->dim) {
         session_free(s);
         return h->error(call, LP_ENOMEM, "out of memory");
     }
@@ -248,7 +258,7 @@ static int export_features(session *s, const char *path)
         y[i] = (float)s->d.y[i];
         t[i] = s->fold[s->d.tix[i]] == 0;
     }
-    pr_named nt[3] = {{"X", 2, {n, s->x.d_model}, s->X[0]}, {"y", 1, {n}, y}, {"test", 1, {n}, t}};
+    pr_named nt[3] = {{"X", 2, {n, s->dim[0]}, s->X[0]}, {"y", 1, {n}, y}, {"test", 1, {n}, t}};
     int rc = pr_write_safetensors(path, nt, 3, err, sizeof err);
     free(y);
     free(t);
@@ -266,7 +276,7 @@ static int train_or_sweep(lp_call *call, const lp_host_api *h, int sweep)
     int rc = session_open(&s, call, h, pattern, 1, 1, NULL, NULL);
     if (rc)
         return rc;
-    const int nh = s.n_hooks, D = s.x.d_model;
+    const int nh = s.n_hooks;
     pr_metrics *m = calloc((size_t)nh + 1, sizeof *m);
     pr_probe last = {0};
     if (!m) {
@@ -280,7 +290,7 @@ static int train_or_sweep(lp_call *call, const lp_host_api *h, int sweep)
             goto out;
         }
         pr_probe p;
-        if ((rc = pr_evaluate(&s.d, s.X[k], D, &s.fo, s.fold, s.n_folds, &m[k], &p))) {
+        if ((rc = pr_evaluate(&s.d, s.X[k], s.dim[k], &s.fo, s.fold, s.n_folds, &m[k], &p))) {
             rc = h->error(call, rc, "fitting the probe at %s failed (%s)", s.hooks[k],
                           rc == LP_ENOMEM ? "out of memory" : "degenerate data: one class in the training split?");
             goto out;
@@ -327,10 +337,10 @@ static int train_or_sweep(lp_call *call, const lp_host_api *h, int sweep)
         h->result_scalar(call, "auroc", m[0].auroc);
         h->result_scalar(call, "iterations", last.iters);
         h->result_scalar(call, "converged", last.converged);
-        int64_t ne2[2] = {last.k, D};
-        lp_tensor w = h->result_tensor(call, "weight", 2, ne2, "class,d_model");
+        int64_t ne2[2] = {last.k, last.d};
+        lp_tensor w = h->result_tensor(call, "weight", 2, ne2, "class,feature");
         if (w.data)
-            memcpy(w.data, last.W, sizeof(float) * (size_t)last.k * D);
+            memcpy(w.data, last.W, sizeof(float) * (size_t)last.k * last.d);
         const char *save = h->param_str(call, "save"), *exp = h->param_str(call, "export");
         if (save && *save && (rc = save_probe(&s, &last, 0, &m[0], me, save)))
             goto out;
@@ -411,9 +421,10 @@ static int apply_run(lp_call *call, const lp_host_api *h)
         return h->error(call, LP_EINVAL, "needs a model");
     }
     s.x.d_model = h->model_config(s.x.m)->d_model;
-    if (s.x.d_model != p.d) {
+    if (pr_hook_width(&s.x, hook) != p.d) {
         pr_probe_free(&p);
-        return h->error(call, LP_EINVAL, "the probe has %d features; this model's d_model is %d", p.d, s.x.d_model);
+        return h->error(call, LP_EINVAL, "the probe has %d features; %s has %d in this model", p.d, hook,
+                        pr_hook_width(&s.x, hook));
     }
     if ((rc = pr_data_load(h->param_str(call, "dataset"), h->param_str(call, "label"), h->param_str(call, "expand"),
                            kind == PR_RIDGE, &s.d, err, sizeof err))) {
@@ -472,12 +483,12 @@ static int apply_run(lp_call *call, const lp_host_api *h)
 /* ---- probe.erase: LEACE at a hook ---- */
 
 /* fresh logistic probe accuracy on (train rows, test rows) of X */
-static double fresh_accuracy(const session *s, const float *X, double C, double *majority)
+static double fresh_accuracy(const session *s, const float *X, int dim, double C, double *majority)
 {
     pr_fit_opts o = pr_fit_opts_default();
     o.C = C;
     pr_metrics m;
-    if (pr_evaluate(&s->d, X, s->x.d_model, &o, s->fold, s->n_folds, &m, NULL))
+    if (pr_evaluate(&s->d, X, dim, &o, s->fold, s->n_folds, &m, NULL))
         return NAN;
     if (majority)
         *majority = m.majority;
@@ -490,7 +501,7 @@ static int erase_run(lp_call *call, const lp_host_api *h)
     int rc = session_open(&s, call, h, NULL, 0, 0, NULL, NULL);
     if (rc)
         return rc;
-    const int D = s.x.d_model, n = s.d.n;
+    const int D = s.dim[0], n = s.d.n;
     pr_fit_opts fo = pr_fit_opts_default();
     fo.C = h->param_float(call, "c");
     if (s.n_hooks != 1) {
@@ -709,7 +720,8 @@ int pr_dataset_direction(lp_call *call, const lp_host_api *h, const char *hook, 
     int rc = session_open(&t, call, h, hook, 0, 0, NULL, NULL);
     if (rc)
         return rc;
-    if (t.d.n_classes != 2 || t.n_hooks != 1 || pr_mean_diff(&t.d, NULL, t.X[0], t.x.d_model, u, norm))
+    if (t.d.n_classes != 2 || t.n_hooks != 1 || t.dim[0] != pr_hook_width(&t.x, hook) ||
+        pr_mean_diff(&t.d, NULL, t.X[0], t.dim[0], u, norm))
         rc = h->error(call, LP_EINVAL, "a mean-difference direction needs a dataset with two classes and one hook");
     session_free(&t);
     return rc;
@@ -728,8 +740,17 @@ static int ablate_run(lp_call *call, const lp_host_api *h)
     int rc = session_open(&s, call, h, pat, 0, 0, NULL, NULL);
     if (rc)
         return rc;
-    const int D = s.x.d_model;
-    if (s.n_hooks != 1 || !s.d.n_classes) {
+    /* the direction's width: the (first) ablated hook's */
+    char **hn = NULL;
+    int nhn = 0, D = s.x.d_model;
+    if (!pr_hooks_matching(&s.x, hook, &hn, &nhn)) {
+        if (nhn > 0)
+            D = pr_hook_width(&s.x, hn[0]);
+        for (int i = 0; i < nhn; i++)
+            free(hn[i]);
+        free(hn);
+    }
+    if (s.n_hooks != 1 || !s.d.n_classes || D < 1) {
         session_free(&s);
         return h->error(call, LP_EINVAL, "ablate needs class labels and one probe_hook (matched %d)", s.n_hooks);
     }
@@ -748,14 +769,14 @@ static int ablate_run(lp_call *call, const lp_host_api *h)
         session t;
         if ((rc = session_open(&t, call, h, hook, 0, 0, NULL, NULL)))
             goto out;
-        if (s.d.n_classes != 2 || t.n_hooks != 1 || pr_mean_diff(&t.d, t.fold, t.X[0], D, u, &norm)) {
+        if (s.d.n_classes != 2 || t.n_hooks != 1 || t.dim[0] != D || pr_mean_diff(&t.d, t.fold, t.X[0], D, u, &norm)) {
             session_free(&t);
             rc = h->error(call, LP_EINVAL, "without direction=FILE the dataset needs two classes and one hook");
             goto out;
         }
         session_free(&t);
     }
-    double maj = 0, before = fresh_accuracy(&s, s.X[0], h->param_float(call, "c"), &maj);
+    double maj = 0, before = fresh_accuracy(&s, s.X[0], s.dim[0], h->param_float(call, "c"), &maj);
     ablation ab = {u, D};
     lp_error err = {0};
     if ((rc = h->hooks_add(hk, hook, ablate_hook, &ab, &err))) {
@@ -765,7 +786,7 @@ static int ablate_run(lp_call *call, const lp_host_api *h)
     double kl = 0;
     if ((rc = pr_gather(&s.x, &s.d, s.hooks, 1, s.X, hk, &kl)))
         goto out;
-    double after = fresh_accuracy(&s, s.X[0], h->param_float(call, "c"), NULL);
+    double after = fresh_accuracy(&s, s.X[0], s.dim[0], h->param_float(call, "c"), NULL);
     h->result_string(call, "hook", hook);
     h->result_string(call, "probe_hook", s.hooks[0]);
     h->result_scalar(call, "kl", kl);

@@ -46,9 +46,13 @@ typedef struct pr_ctx {
 /* Hook point names of the model matching pattern, in forward order; *names is
  * malloc'd (free each and the array). */
 int pr_hooks_matching(const pr_ctx *x, const char *pattern, char ***names, int *n);
+/* Features per position at a hook: d_model for residual-like hooks, d_mlp for the MLP's
+ * pre/post, n_heads·d_head for q/k/v/z (flattened), 1 for norm scales; LP_EUNSUPPORTED
+ * for attention patterns and scores. */
+int pr_hook_width(const pr_ctx *x, const char *name);
 /* Run every text of d once (right-padded batches) and copy the activation at each
- * example's position, for each hook, into X[h] ([d->n, d_model], malloc'd by the
- * caller). `edit` (may be NULL) is added to the run (e.g. an ablation). When kl is non
+ * example's position, for each hook, into X[h] ([d->n, pr_hook_width], malloc'd by
+ * the caller). `edit` (may be NULL) is added to the run (e.g. an ablation). When kl is non
  * NULL a second, clean run is made and *kl gets the mean KL(clean || edited) of the
  * next-token distributions over all real positions. */
 int pr_gather(const pr_ctx *x, const pr_data *d, char *const *hooks, int n_hooks, float **X, const lp_hooks *edit,

@@ -170,7 +170,7 @@ int pr_steer_run(lp_call *call, const lp_host_api *h)
     if (!m)
         return h->error(call, LP_EINVAL, "needs a model");
     const lp_config *cfg = h->model_config(m);
-    const int D = cfg->d_model, V = cfg->d_vocab;
+    const int V = cfg->d_vocab;
     int T0;
     const int32_t *prompt = h->param_tokens(call, "prompt", &T0);
     int n_new = (int)h->param_int(call, "n"), S = (int)h->param_int(call, "samples"), top_k = (int)h->param_int(call, "top_k");
@@ -200,6 +200,10 @@ int pr_steer_run(lp_call *call, const lp_host_api *h)
     if (!na)
         return h->error(call, LP_EINVAL, "alphas: give at least one");
     const char *hook = h->param_str(call, "hook");
+    pr_ctx x = {h, call, m, cfg->d_model};
+    const int D = pr_hook_width(&x, hook);
+    if (D < 1)
+        return h->error(call, LP_EUNSUPPORTED, "%s has no per-position vector to steer", hook);
     float *u = malloc(sizeof(float) * (size_t)D), *v = malloc(sizeof(float) * (size_t)D), norm = 1;
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)S * cfg->n_ctx);
     float *lg = malloc(sizeof(float) * (size_t)S * V);
