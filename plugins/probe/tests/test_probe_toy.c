@@ -156,8 +156,8 @@ int main(int argc, char **argv)
     set(c, "hook", "blocks.0.hook_resid_post");
     set(c, "dataset", mood);
     set(c, "alphas", "-2,-1,0,1,2");
-    set(c, "samples", "16");
-    set(c, "n", "48");
+    set(c, "samples", "32");
+    set(c, "n", "64");
     set(c, "temperature", "0.8");
     set(c, "pos_words", happy_words);
     set(c, "neg_words", sad_words);
@@ -177,7 +177,7 @@ int main(int argc, char **argv)
               ns[2], ns[4]);
         int tg = lp_call_find_result(c, "generations");
         printf("     alpha -2: %s\n     alpha  0: %s\n     alpha +2: %s\n", lp_call_table_cell(c, tg, 0, 2)->str,
-               lp_call_table_cell(c, tg, 32, 2)->str, lp_call_table_cell(c, tg, 64, 2)->str);
+               lp_call_table_cell(c, tg, 64, 2)->str, lp_call_table_cell(c, tg, 128, 2)->str);
     }
     lp_call_free(c);
 
