@@ -3,7 +3,7 @@
 -- the mood direction.
 -- usage: loupe run scripts/probe_mood.lua [MODEL] [MOOD.jsonl]
 local model = arg[1] or "toy"
-local data = arg[2] or "models/toy/eval/mood.jsonl"
+local data = arg[2] or "models/toy/data/eval/mood.jsonl"
 local m <close> = assert(loupe.load(model))
 
 local r = loupe.call("probe.sweep", m, {dataset = data, c = 0.5})
