@@ -10,8 +10,10 @@
  * The difference of means ("mass-mean") probe is mu_1 - mu_0 in raw activation space,
  * thresholded halfway between the class means. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "probe_impl.h"
 
@@ -129,14 +131,94 @@ HOT static int thin_atb(int M, int N, int K, const float *A, int lda, const floa
     return 0;
 }
 
+/* The thin products split over plain threads (created per call and joined: a waiting
+ * thread sleeps instead of spinning, so a busy machine loses nothing), one per ~1M
+ * multiply-adds, at most the online CPUs (8 at most, LOUPE_THREADS caps it). */
+typedef struct thin_job {
+    int ta, M, N, K, lda, ldb, ldc, rc;
+    const float *A, *B;
+    float *C;
+} thin_job;
+
+static void *thin_worker(void *p)
+{
+    thin_job *j = p;
+    if (!j->ta)
+        thin_abt(j->M, j->N, j->K, j->A, j->lda, j->B, j->ldb, j->C, j->ldc);
+    else
+        j->rc = thin_atb(j->M, j->N, j->K, j->A, j->lda, j->B, j->ldb, j->C, j->ldc);
+    return NULL;
+}
+
+static int thin_threads(double macs)
+{
+    static int ncpu;
+    if (!ncpu) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        ncpu = c < 1 ? 1 : c > 8 ? 8 : (int)c;
+        const char *e = getenv("LOUPE_THREADS");
+        if (e && atoi(e) > 0 && atoi(e) < ncpu)
+            ncpu = atoi(e);
+    }
+    int n = (int)(macs / 1e6);
+    return n < 1 ? 1 : n > ncpu ? ncpu : n;
+}
+
+/* 0, or -1 when the caller should fall back */
+static int thin_parallel(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                         int ldc)
+{
+    enum { MAXT = 8 };
+    int T = thin_threads((double)M * N * K);
+    if (T == 1) {
+        if (!ta) {
+            thin_abt(M, N, K, A, lda, B, ldb, C, ldc);
+            return 0;
+        }
+        return thin_atb(M, N, K, A, lda, B, ldb, C, ldc);
+    }
+    thin_job job[MAXT];
+    pthread_t tid[MAXT];
+    int started[MAXT] = {0};
+    float *part = ta ? malloc(sizeof(float) * (size_t)T * M * N) : NULL;
+    if (ta && !part)
+        return -1;
+    int span = ta ? K : M;
+    for (int t = 0; t < T; t++) {
+        int r0 = (int)((long)span * t / T), r1 = (int)((long)span * (t + 1) / T);
+        job[t] = ta ? (thin_job){1, M, N, r1 - r0, lda, ldb, N, 0, A + (size_t)r0 * lda, B + (size_t)r0 * ldb,
+                                 part + (size_t)t * M * N}
+                    : (thin_job){0, r1 - r0, N, K, lda, ldb, ldc, 0, A + (size_t)r0 * lda, B, C + (size_t)r0 * ldc};
+        if (t > 0)
+            started[t] = pthread_create(&tid[t], NULL, thin_worker, &job[t]) == 0;
+    }
+    thin_worker(&job[0]);
+    int rc = job[0].rc;
+    for (int t = 1; t < T; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            thin_worker(&job[t]);
+        rc |= job[t].rc;
+    }
+    if (ta && !rc)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double sum = 0;
+                for (int t = 0; t < T; t++)
+                    sum += part[(size_t)t * M * N + (size_t)i * N + j];
+                C[(size_t)i * ldc + j] = (float)sum;
+            }
+    free(part);
+    return rc ? -1 : 0;
+}
+
 void pr_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc)
 {
-    if (!ta && tb && N <= THIN) {
-        thin_abt(M, N, K, A, lda, B, ldb, C, ldc);
+    if (!ta && tb && N <= THIN && !thin_parallel(0, M, N, K, A, lda, B, ldb, C, ldc))
         return;
-    }
-    if (ta && !tb && M <= THIN && !thin_atb(M, N, K, A, lda, B, ldb, C, ldc))
+    if (ta && !tb && M <= THIN && !thin_parallel(1, M, N, K, A, lda, B, ldb, C, ldc))
         return;
     if (g_sgemm) {
         g_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
