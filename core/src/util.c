@@ -81,8 +81,41 @@ int lpi_read_file(const char *path, char **data, size_t *len, lp_error *err)
     return LP_OK;
 }
 
+/* Write straight into an existing non-regular file (/dev/null, a FIFO, /dev/stdout):
+ * renaming a temporary over it would replace the device with a plain file. */
+static int write_direct(const char *path, const void *const *parts, const size_t *lens, int nparts, lp_error *err)
+{
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return lp_error_set(err, LP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    for (int i = 0; i < nparts; i++) {
+        const char *p = parts[i];
+        size_t left = lens[i];
+        while (left > 0) {
+            ssize_t w = write(fd, p, left > (1u << 30) ? (1u << 30) : left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                int e = errno;
+                close(fd);
+                return lp_error_set(err, LP_EIO, "%s: write failed: %s", path, strerror(e));
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    close(fd);
+    return LP_OK;
+}
+
 int lpi_write_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts, lp_error *err)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            return lp_error_set(err, LP_EIO, "%s: is a directory", path);
+        return write_direct(path, parts, lens, nparts, err);
+    }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     if (!tmp)

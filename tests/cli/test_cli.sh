@@ -156,5 +156,18 @@ if command -v script >/dev/null 2>&1; then
     expect $? "NO_COLOR=1 on a terminal has no escape codes"
 fi
 
+# writing to a device or FIFO goes straight into it: the atomic temp-file + rename must never
+# replace /dev/null (or a named pipe) with a regular file
+mkfifo "$T/fifo" && { cat "$T/fifo" >"$T/fifo.out" & }
+"$LOUPE" logits "$FIX/gpt2" --ids 1,2 -o "$T/fifo" 2>/dev/null
+[ -p "$T/fifo" ]
+expect $? "logits -o FIFO writes into the FIFO and leaves it a FIFO"
+wait
+[ -s "$T/fifo.out" ]
+expect $? "the FIFO reader got the .npy bytes"
+"$LOUPE" logits "$FIX/gpt2" --ids 1,2 -o /dev/null
+[ -c /dev/null ]
+expect $? "logits -o /dev/null leaves /dev/null a character device"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
