@@ -232,6 +232,8 @@ void trainer_free(trainer *t);
 int trainer_run(trainer *t, train_data_fn data, void *data_user, const char *ckpt_dir, train_cb_fn cb, void *cb_user,
                 char *err);
 int64_t trainer_step(const trainer *t);
+/* Use a smaller batch from now on (B ≤ the batch the trainer was made for). */
+int trainer_set_batch(trainer *t, int B);
 /* One step on x [B, d_in]; fills metrics. */
 void trainer_do_step(trainer *t, const float *x, train_metrics *m);
 /* The SAE being trained, as a SAELens-layout sae (copied into *out; caller sae_free()s). */

@@ -24,6 +24,29 @@
 #include "sae_impl.h"
 
 #define CHUNK 256
+
+/* Hot loops get AVX-512 / AVX2 clones chosen at load time (as core/src/kernels.c does). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+
+/* Σ a·b with 16 partial sums, so the loop vectorises without -ffast-math. */
+static inline float vdot(const float *a, const float *b, int n)
+{
+    float acc[16] = {0};
+    int d = 0;
+    for (; d + 16 <= n; d += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += a[d + l] * b[d + l];
+    float s = 0;
+    for (; d < n; d++)
+        s += a[d] * b[d];
+    for (int l = 0; l < 16; l++)
+        s += acc[l];
+    return s;
+}
 #define DENSE_FRAC 0.03
 
 void train_cfg_default(train_cfg *c)
@@ -62,6 +85,7 @@ typedef struct entry {
 struct trainer {
     train_cfg c;
     int D, S;
+    int batch_cap;
     /* parameters and Adam moments */
     float *W_encT, *W_dec, *b_enc, *b_dec;   /* [S,D] [S,D] [S] [D] */
     float *mWe, *vWe, *mWd, *vWd, *mbe, *vbe, *mbd, *vbd;
@@ -91,6 +115,14 @@ struct trainer {
 };
 
 int64_t trainer_step(const trainer *t) { return t->step; }
+
+int trainer_set_batch(trainer *t, int B)
+{
+    if (B < 1 || B > t->batch_cap)
+        return SAE_EINVAL;
+    t->c.batch = B;
+    return 0;
+}
 const int64_t *trainer_last_fired(const trainer *t) { return t->last_fired; }
 
 void trainer_free(trainer *t)
@@ -122,6 +154,7 @@ int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer 
     if (!t)
         return sae_err(err, SAE_ENOMEM, "out of memory");
     t->c = *cfg;
+    t->batch_cap = cfg->batch;
     int D = t->D = d_in, S = t->S = cfg->d_sae, B = cfg->batch;
     size_t SD = (size_t)S * D;
     t->W_encT = fz(SD), t->W_dec = fz(SD), t->b_enc = fz(S), t->b_dec = fz(D);
@@ -168,59 +201,53 @@ int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer 
     return 0;
 }
 
-/* ---- selection: indices of the k largest values (ties: lower index), into idx ---- */
-static float kth_largest(float *tmp, int n, int k)
+/* ---- selection: indices of the k largest values (ties: lower index), into idx ----
+ * A min-heap of the k best so far: after the first few hundred elements almost every value
+ * fails the one comparison with the heap's root, so this is one pass over the row. */
+static inline void sift_down(float *hv, int32_t *hi, int k, int p)
 {
-    int lo = 0, hi = n - 1, want = k - 1;
-    while (lo < hi) {
-        float piv = tmp[(lo + hi) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (tmp[i] > piv)
-                i++;
-            while (tmp[j] < piv)
-                j--;
-            if (i <= j) {
-                float x = tmp[i];
-                tmp[i] = tmp[j];
-                tmp[j] = x;
-                i++;
-                j--;
-            }
-        }
-        if (want <= j)
-            hi = j;
-        else if (want >= i)
-            lo = i;
-        else
-            break;
+    for (;;) {
+        int l = 2 * p + 1, r = l + 1, m = p;
+        /* min-heap on (value, then larger index first, so the larger index is evicted first) */
+        if (l < k && (hv[l] < hv[m] || (hv[l] == hv[m] && hi[l] > hi[m])))
+            m = l;
+        if (r < k && (hv[r] < hv[m] || (hv[r] == hv[m] && hi[r] > hi[m])))
+            m = r;
+        if (m == p)
+            return;
+        float tv = hv[p];
+        hv[p] = hv[m];
+        hv[m] = tv;
+        int32_t ti = hi[p];
+        hi[p] = hi[m];
+        hi[m] = ti;
+        p = m;
     }
-    return tmp[want];
 }
 
-/* k largest of v[0..n) restricted to mask (NULL: all); returns how many (≤ k) */
+/* k largest of v[0..n) restricted to mask (NULL: all); returns how many (≤ k). tmp holds k floats. */
 static int select_topk(const float *v, const uint8_t *mask, int n, int k, float *tmp, int32_t *idx)
 {
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (!mask || mask[i])
-            tmp[m++] = v[i];
-    if (m == 0 || k <= 0)
-        return 0;
-    if (k > m)
-        k = m;
-    float kth = kth_largest(tmp, m, k);
-    int above = 0;
-    for (int i = 0; i < n; i++)
-        above += (!mask || mask[i]) && v[i] > kth;
-    int eq = k - above, c = 0;
-    for (int i = 0; i < n && c < k; i++) {
-        if (mask && !mask[i])
-            continue;
-        if (v[i] > kth || (v[i] == kth && eq-- > 0))
+    int c = 0, i = 0;
+    for (; i < n && c < k; i++)
+        if (!mask || mask[i]) {
+            tmp[c] = v[i];
             idx[c++] = i;
+        }
+    if (c < k)
+        return c;
+    for (int p = k / 2 - 1; p >= 0; p--)
+        sift_down(tmp, idx, k, p);
+    float root = tmp[0];
+    for (; i < n; i++) {
+        if (!(v[i] > root) || (mask && !mask[i]))
+            continue;
+        tmp[0] = v[i];
+        idx[0] = i;
+        sift_down(tmp, idx, k, 0);
+        root = tmp[0];
     }
-    return c;
+    return k;
 }
 
 /* ---- phase A: per chunk ---- */
@@ -243,7 +270,7 @@ static void row_range(int part, int parts, int n, int *a, int *b)
     *b = (int)((int64_t)n * (part + 1) / parts);
 }
 
-static void chunk_rows(int part, int parts, void *u)
+HOT static void chunk_rows(int part, int parts, void *u)
 {
     chunk_job *j = u;
     trainer *t = j->t;
@@ -322,10 +349,7 @@ static void chunk_rows(int part, int parts, void *u)
         for (int q = 0; q < nmain; q++) {
             if (E[q].f == 0)
                 continue;
-            const float *w = t->W_dec + (size_t)L[q] * D;
-            float dot = 0;
-            for (int d = 0; d < D; d++)
-                dot += g[d] * w[d];
+            float dot = vdot(g, t->W_dec + (size_t)L[q] * D, D);
             E[q].dpre = topk ? dot : dot + l1B * t->dec_norm[L[q]];
         }
         if (n > nmain) { /* aux: reconstruct the residual x − x̂ from dead latents */
@@ -351,18 +375,14 @@ static void chunk_rows(int part, int parts, void *u)
             for (int q = nmain; q < n; q++) {
                 if (E[q].f == 0)
                     continue;
-                const float *w = t->W_dec + (size_t)L[q] * D;
-                float dot = 0;
-                for (int d = 0; d < D; d++)
-                    dot += ga[d] * w[d];
-                E[q].dpre = dot;
+                E[q].dpre = vdot(ga, t->W_dec + (size_t)L[q] * D, D);
             }
         }
     }
 }
 
 /* Dense path for one chunk (standard SAE with many active latents). */
-static void chunk_dense(trainer *t, const float *x, int r0, int n, int B, double l1, chunk_job *j)
+HOT static void chunk_dense(trainer *t, const float *x, int r0, int n, int B, double l1, chunk_job *j)
 {
     int D = t->D, S = t->S;
     float *F = t->pre, *dP = t->dP;
@@ -416,7 +436,7 @@ typedef struct grad_job {
     trainer *t;
 } grad_job;
 
-static void grad_latents(int part, int parts, void *u)
+HOT static void grad_latents(int part, int parts, void *u)
 {
     trainer *t = ((grad_job *)u)->t;
     int D = t->D, a, b;
@@ -479,7 +499,7 @@ static inline void adam_vec(float *p, float *g, float *m, float *v, int n, int h
     }
 }
 
-static void adam_rows(int part, int parts, void *u)
+HOT static void adam_rows(int part, int parts, void *u)
 {
     adam_job *j = u;
     trainer *t = j->t;
@@ -491,19 +511,14 @@ static void adam_rows(int part, int parts, void *u)
         size_t o = (size_t)i * D;
         int has = t->touched[i] != 0;
         if (has && topk) { /* remove the gradient component parallel to the (unit) decoder row */
-            float dot = 0;
-            for (int d = 0; d < D; d++)
-                dot += t->gWd[o + d] * t->W_dec[o + d];
+            float dot = vdot(t->gWd + o, t->W_dec + o, D);
             for (int d = 0; d < D; d++)
                 t->gWd[o + d] -= dot * t->W_dec[o + d];
         }
         adam_vec(t->W_encT + o, t->gWe + o, t->mWe + o, t->vWe + o, D, has, b1, b2, j->lr_t, j->bc2, eps);
         adam_vec(t->W_dec + o, t->gWd + o, t->mWd + o, t->vWd + o, D, has, b1, b2, j->lr_t, j->bc2, eps);
         adam_vec(t->b_enc + i, t->gbe + i, t->mbe + i, t->vbe + i, 1, has, b1, b2, j->lr_t, j->bc2, eps);
-        double ss = 0;
-        for (int d = 0; d < D; d++)
-            ss += (double)t->W_dec[o + d] * t->W_dec[o + d];
-        float nr = (float)sqrt(ss);
+        float nr = sqrtf(vdot(t->W_dec + o, t->W_dec + o, D));
         if (topk && nr > 0) {
             float inv = 1.0f / nr;
             for (int d = 0; d < D; d++)
@@ -514,6 +529,13 @@ static void adam_rows(int part, int parts, void *u)
         t->touched[i] = 0;
         t->fsum[i] = 0;
     }
+}
+
+HOT static void add_bias(float *p, int n, int S, const float *b)
+{
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < S; i++)
+            p[(size_t)r * S + i] += b[i];
 }
 
 static double lr_at(const train_cfg *c, int64_t step)
@@ -591,11 +613,7 @@ void trainer_do_step(trainer *t, const float *x, train_metrics *met)
         job.n = n;
         /* pre = xc·W_enc + b_enc */
         sae_sgemm(0, 1, n, S, D, 1.0f, t->xc + (size_t)r0 * D, D, t->W_encT, D, 0.0f, t->pre, S);
-        for (int r = 0; r < n; r++) {
-            float *p = t->pre + (size_t)r * S;
-            for (int i = 0; i < S; i++)
-                p[i] += t->b_enc[i];
-        }
+        add_bias(t->pre, n, S, t->b_enc);
         job.pass = 0;
         sae_parallel(parts, chunk_rows, &job);
         int64_t cn = 0;
