@@ -113,6 +113,8 @@ static trainer *train_planted(planted *P, sae_arch arch, int d_sae, int k, int s
     c.l1_coeff = 1.0;
     c.l1_warmup_steps = steps / 10;
     c.dead_tokens = (int64_t)B * 20;
+    if (getenv("SAE_AUX"))
+        c.aux_coeff = atof(getenv("SAE_AUX"));
     c.log_every = 0;
     trainer *t;
     char err[SAE_ERR_MAX];
@@ -134,8 +136,10 @@ static trainer *train_planted(planted *P, sae_arch arch, int d_sae, int k, int s
 
 static void test_planted(int slow)
 {
-    int n_feat = slow ? 512 : 256, d = slow ? 64 : 48, B = 1024, steps = slow ? 3000 : 1000;
-    double p = slow ? 0.008 : 0.012;
+    int n_feat = slow ? 512 : 192, d = slow ? 64 : 40, B = slow ? 1024 : 512, steps = slow ? 3000 : 1500;
+    double p = slow ? 0.008 : 0.016;
+    if (getenv("SAE_PLANTED")) /* n_feat,d,B,steps,p for experiments */
+        sscanf(getenv("SAE_PLANTED"), "%d,%d,%d,%d,%lf", &n_feat, &d, &B, &steps, &p);
     planted P;
     planted_init(&P, n_feat, d, p, 7);
     printf("# planted: %d features in %d dims, each active with p=%.3f (~%.1f per sample), %d steps of %d\n", n_feat,
