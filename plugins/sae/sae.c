@@ -1109,7 +1109,7 @@ static int evaluate(lp_call *call, const lp_host_api *h)
             dead += fires[i] == 0;
             dense += dn > dense_thr;
             int bin = fires[i] == 0 ? 0 : (int)floor(log10(dn)) + 9;
-            hist[bin < 1 ? 1 : bin > 9 ? 9 : bin]++;
+            hist[fires[i] == 0 ? 0 : bin < 1 ? 1 : bin > 9 ? 9 : bin]++;
         }
         h->result_scalar(call, "dead", dead);
         h->result_scalar(call, "dense", dense);
