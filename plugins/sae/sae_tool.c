@@ -2,8 +2,10 @@
  *   sae_tool encode SAE X.npy OUT.npy     f32 [n, d_in] → feature activations [n, d_sae]
  *   sae_tool decode SAE F.npy OUT.npy     [n, d_sae] → reconstruction [n, d_in]
  *   sae_tool resave SAE OUT_DIR           load (any supported layout) and save as SAELens 6.x
+ *   sae_tool random D_IN D_SAE ARCH K HOOK OUT_DIR   a random SAE (for benchmarks)
  * (sae_lens_roundtrip.py drives it against the sae_lens package.) */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,28 @@ int main(int argc, char **argv)
     }
     sae s;
     char err[SAE_ERR_MAX];
+    if (!strcmp(argv[1], "random") && argc >= 8) {
+        sae_arch a = !strcmp(argv[4], "topk") ? SAE_TOPK : !strcmp(argv[4], "jumprelu") ? SAE_JUMPRELU : SAE_STANDARD;
+        if (sae_alloc(&s, atoi(argv[2]), atoi(argv[3]), a, err)) {
+            fprintf(stderr, "sae_tool: %s\n", err);
+            return 1;
+        }
+        s.k = atoi(argv[5]);
+        snprintf(s.hook_name, sizeof s.hook_name, "%s", argv[6]);
+        sae_rng r;
+        sae_rng_seed(&r, 1);
+        size_t n = (size_t)s.d_in * s.d_sae;
+        float sc = 1.0f / sqrtf((float)s.d_in);
+        for (size_t i = 0; i < n; i++)
+            s.W_enc[i] = (float)sae_rng_normal(&r) * sc, s.W_dec[i] = (float)sae_rng_normal(&r) * sc;
+        for (int i = 0; i < s.d_sae; i++)
+            s.b_enc[i] = -0.5f;
+        int rc = sae_save(&s, argv[7], err);
+        if (rc)
+            fprintf(stderr, "sae_tool: %s\n", err);
+        sae_free(&s);
+        return rc ? 1 : 0;
+    }
     if (sae_load(argv[2], &s, err)) {
         fprintf(stderr, "sae_tool: %s\n", err);
         return 2;
