@@ -833,6 +833,11 @@ static int encode(lp_call *call, const lp_host_api *h)
         return rc;
     }
     sae_reconstruct(s, x, f, T, xh);
+    int *act = malloc(sizeof(int) * (size_t)S);
+    if (!act) {
+        free(x), free(f), free(xh);
+        return h->error(call, LP_ENOMEM, "out of memory");
+    }
     const char *cols[] = {"pos", "token", "rank", "feature", "activation"};
     int tb = h->result_table(call, "features", 5, cols);
     int64_t neT[1] = {T}, neTS[2] = {T, S};
@@ -853,23 +858,20 @@ static int encode(lp_call *call, const lp_host_api *h)
         ((float *)re.data)[p] = (float)(x2 > 0 ? sqrt(e2 / x2) : 0);
         char text[96];
         token_text(m, tok[p], text, sizeof text);
-        /* top k active by selection */
-        int taken[64], nt = 0;
-        for (int r = 0; r < k && r < 64; r++) {
-            int bi = -1;
-            for (int i = 0; i < S; i++) {
-                if (fr[i] <= 0 || (bi >= 0 && !(fr[i] > fr[bi])))
-                    continue;
-                int dup = 0;
-                for (int q = 0; q < nt && !dup; q++)
-                    dup = taken[q] == i;
-                if (!dup)
-                    bi = i;
-            }
-            if (bi < 0)
-                break;
-            taken[nt++] = bi;
-            lp_cell row[5] = {{1, p, NULL}, {0, 0, text}, {1, r + 1, NULL}, {1, bi, NULL}, {1, fr[bi], NULL}};
+        /* the k largest active features: collect the nonzeros, then partial selection */
+        int na = 0;
+        for (int i = 0; i < S; i++)
+            if (fr[i] > 0)
+                act[na++] = i;
+        for (int r = 0; r < k && r < na; r++) {
+            int b = r;
+            for (int q = r + 1; q < na; q++)
+                if (fr[act[q]] > fr[act[b]] || (fr[act[q]] == fr[act[b]] && act[q] < act[b]))
+                    b = q;
+            int tmpi = act[r];
+            act[r] = act[b];
+            act[b] = tmpi;
+            lp_cell row[5] = {{1, p, NULL}, {0, 0, text}, {1, r + 1, NULL}, {1, act[r], NULL}, {1, fr[act[r]], NULL}};
             h->table_row(call, tb, row);
         }
     }
@@ -882,7 +884,7 @@ static int encode(lp_call *call, const lp_host_api *h)
     h->result_scalar(call, "encode_ms", (t3 - t2) * 1e3);
     h->result_scalar(call, "total_ms", (now_s() - t0) * 1e3);
     h->result_string(call, "hook", hook);
-    free(x), free(f), free(xh);
+    free(x), free(f), free(xh), free(act);
     return 0;
 }
 

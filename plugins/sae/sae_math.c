@@ -52,50 +52,46 @@ static int has_norm(const sae *s)
     return !strcmp(s->normalize, "constant_norm_rescale") || !strcmp(s->normalize, "layer_norm");
 }
 
-/* Keep the k largest of row[0..S) (relu'd), zero the rest. Ties: lower index first. */
+/* Keep the k largest of row[0..S) (relu'd), zero the rest. Ties: lower index first.
+ * A k-element min-heap: one comparison per element for almost all of the row. */
+static void sift(float *hv, int32_t *hi, int k, int p)
+{
+    for (;;) {
+        int l = 2 * p + 1, r = l + 1, m = p;
+        if (l < k && (hv[l] < hv[m] || (hv[l] == hv[m] && hi[l] > hi[m])))
+            m = l;
+        if (r < k && (hv[r] < hv[m] || (hv[r] == hv[m] && hi[r] > hi[m])))
+            m = r;
+        if (m == p)
+            return;
+        float tv = hv[p];
+        hv[p] = hv[m];
+        hv[m] = tv;
+        int32_t ti = hi[p];
+        hi[p] = hi[m];
+        hi[m] = ti;
+        p = m;
+    }
+}
+
 static void topk_row(float *row, int S, int k, float *tmp)
 {
-    /* k-th largest by partial selection on a copy (quickselect) */
-    memcpy(tmp, row, sizeof(float) * (size_t)S);
-    int lo = 0, hi = S - 1, want = k - 1; /* descending order index */
-    while (lo < hi) {
-        float piv = tmp[(lo + hi) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (tmp[i] > piv)
-                i++;
-            while (tmp[j] < piv)
-                j--;
-            if (i <= j) {
-                float t = tmp[i];
-                tmp[i] = tmp[j];
-                tmp[j] = t;
-                i++;
-                j--;
-            }
+    int32_t *idx = (int32_t *)(tmp + k);
+    for (int i = 0; i < k; i++) {
+        tmp[i] = row[i];
+        idx[i] = i;
+    }
+    for (int p = k / 2 - 1; p >= 0; p--)
+        sift(tmp, idx, k, p);
+    for (int i = k; i < S; i++)
+        if (row[i] > tmp[0]) {
+            tmp[0] = row[i];
+            idx[0] = i;
+            sift(tmp, idx, k, 0);
         }
-        if (want <= j)
-            hi = j;
-        else if (want >= i)
-            lo = i;
-        else
-            break;
-    }
-    float kth = tmp[want];
-    int above = 0;
-    for (int i = 0; i < S; i++)
-        above += row[i] > kth;
-    int eq_left = k - above; /* how many equal to kth to keep */
-    for (int i = 0; i < S; i++) {
-        float v = row[i];
-        if (v > kth)
-            row[i] = v > 0 ? v : 0;
-        else if (v == kth && eq_left > 0) {
-            eq_left--;
-            row[i] = v > 0 ? v : 0;
-        } else
-            row[i] = 0;
-    }
+    memset(row, 0, sizeof(float) * (size_t)S);
+    for (int i = 0; i < k; i++)
+        row[idx[i]] = tmp[i] > 0 ? tmp[i] : 0;
 }
 
 int sae_encode(const sae *s, const float *x, int n, float *f)
@@ -103,7 +99,7 @@ int sae_encode(const sae *s, const float *x, int n, float *f)
     int D = s->d_in, S = s->d_sae;
     float *xc = malloc(sizeof(float) * (size_t)n * D), *mu = malloc(sizeof(float) * (size_t)n),
           *sd = malloc(sizeof(float) * (size_t)n);
-    float *tmp = s->arch == SAE_TOPK ? malloc(sizeof(float) * (size_t)S) : NULL;
+    float *tmp = s->arch == SAE_TOPK ? malloc(sizeof(float) * (size_t)2 * s->k + 8) : NULL;
     if (!xc || !mu || !sd || (s->arch == SAE_TOPK && !tmp)) {
         free(xc), free(mu), free(sd), free(tmp);
         return SAE_ENOMEM;
