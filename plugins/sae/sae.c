@@ -612,6 +612,7 @@ typedef struct train_ctx {
     double t0;
     int64_t step0;
     int table;
+    train_metrics last;
 } train_ctx;
 
 static void train_data(void *u, int64_t step, int B, float *x)
@@ -623,6 +624,7 @@ static void train_data(void *u, int64_t step, int B, float *x)
 static int train_cb(void *u, const train_metrics *m)
 {
     train_ctx *c = u;
+    c->last = *m;
     if (c->log_every > 0 && (m->step % c->log_every == 0 || m->step == c->steps)) {
         if (c->log) {
             fprintf(c->log, "%lld,%.6g,%.6g,%.6g,%.6g,%.3f,%.6g,%d,%d,%.6g\n", (long long)m->step, m->loss, m->mse, m->l1,
@@ -761,13 +763,19 @@ static int train(lp_call *call, const lp_host_api *h)
     sae_free(&s);
     if (rc)
         goto fail;
-    /* metrics of the last step */
-    train_metrics m;
-    memset(&m, 0, sizeof m);
+    /* metrics of the last step (of this call) */
+    train_metrics m = tc.last;
     h->result_scalar(call, "step", (double)trainer_step(t));
+    if (m.step > 0) {
+        h->result_scalar(call, "loss", m.loss);
+        h->result_scalar(call, "mse", m.mse);
+        h->result_scalar(call, "l0", m.l0);
+        h->result_scalar(call, "fvu", m.fvu);
+        h->result_scalar(call, "dead", m.dead);
+        h->result_scalar(call, "dense", m.dense);
+    }
     h->result_scalar(call, "tokens_per_s", el > 0 ? (trainer_step(t) - tc.step0) * (double)c.batch / el : 0);
     h->result_string(call, "out", out);
-    (void)m;
     store_sampler_free(&tc.sm);
     trainer_free(t);
     store_close(&st);

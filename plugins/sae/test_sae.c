@@ -267,6 +267,10 @@ int main(int argc, char **argv)
         lp_call_free(c);
         lp_model_free(g);
     }
+    kv wp[] = {{"sae", sae1}, {"prompt", "Once upon a time"}, {"hook", "blocks.0.mlp.hook_post"}, {NULL, NULL}};
+    c = call(m, "sae.encode", wp, &rc, msg);
+    check(rc == LP_EINVAL && strstr(msg, "d_in is 64") && strstr(msg, "172 wide"), "d_in not the hook's width: %s", msg);
+    lp_call_free(c);
     kv np[] = {{"sae", "/nonexistent/sae"}, {"prompt", "hi"}, {NULL, NULL}};
     c = call(m, "sae.encode", np, &rc, msg);
     check(rc == LP_ENOTFOUND && strstr(msg, "/nonexistent/sae"), "missing SAE: %s", msg);
