@@ -1371,9 +1371,9 @@ static int dashboard(lp_call *call, const lp_host_api *h)
     for (int kind = 0; kind < 5; kind++) {
         int64_t lo = 0, hi = nh;
         int want = kind == 0 ? n_top : nq;
-        if (kind > 0) { /* quantile bin kind: by rank in the sorted hits (q4 = top quarter) */
-            lo = nh * (4 - kind) / 4;
-            hi = nh * (5 - kind) / 4;
+        if (kind > 0) { /* kind 1..4 = quartiles q4..q1 of the (descending) hits; q4 = top quarter */
+            lo = nh * (kind - 1) / 4;
+            hi = nh * kind / 4;
         }
         int got = 0;
         int64_t span = hi - lo, stride = kind == 0 ? 1 : (span / (want > 0 ? want : 1) > 0 ? span / want : 1);
