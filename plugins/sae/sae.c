@@ -5,6 +5,7 @@
  * folder (no host calls there); this file reads parameters, drives the model through the
  * host table and writes results. See README.md. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,6 +485,18 @@ static int harvest(lp_call *call, const lp_host_api *h)
     } else if ((rc = store_meta_write(out, &want, err))) {
         free(cx.tok);
         return h->error(call, rc, "%s", err);
+    }
+    { /* temporary files of a shard or manifest that was in flight when a run was killed */
+        DIR *dd = opendir(out);
+        struct dirent *de;
+        while (dd && (de = readdir(dd)))
+            if (strstr(de->d_name, ".safetensors.tmp.") || strstr(de->d_name, "manifest.json.tmp.")) {
+                char tp[1400];
+                snprintf(tp, sizeof tp, "%s/%s", out, de->d_name);
+                remove(tp);
+            }
+        if (dd)
+            closedir(dd);
     }
     int64_t n_shards_total = (cx.n + cps - 1) / cps;
     int64_t start_ctx = (int64_t)want.n_shards * cps;
