@@ -54,13 +54,13 @@ def torch_bench(torch, arch, d_in, d_sae, batch, k, steps, l1, lr):
         if arch == "relu":
             loss = loss + l1 * (f * W_dec.norm(dim=1)).sum(-1).mean()
         else:
-            with torch.no_grad():
+            with torch.no_grad():  # dead at the start of the step, as loupe counts it
+                dead = (seen - last_fired) >= dead_after
                 fired = (f > 0).any(0)
                 seen += x.shape[0]
                 last_fired[fired] = seen
-                dead = (seen - last_fired) >= dead_after
             if dead.any():
-                k_aux = min(d_in // 2, int(dead.sum()))
+                k_aux = min(d_in // 2, int(dead.sum()), d_sae - k)
                 resid = (x - xh).detach()
                 aux_pre = pre.masked_fill(~dead, float("-inf"))
                 av, ai = aux_pre.topk(k_aux, dim=-1)

@@ -238,6 +238,8 @@ int trainer_set_batch(trainer *t, int B);
 void trainer_do_step(trainer *t, const float *x, train_metrics *m);
 /* The SAE being trained, as a SAELens-layout sae (copied into *out; caller sae_free()s). */
 int trainer_export(const trainer *t, sae *out, char *err);
+/* Start from the weights of s (SAELens layout; same d_in/d_sae); Adam state reset. */
+int trainer_import(trainer *t, const sae *s, char *err);
 int trainer_save_ckpt(const trainer *t, const char *dir, char *err);
 int trainer_load_ckpt(trainer *t, const char *dir, char *err);
 /* Per-latent step of last firing (for dead counts); read-only view. */

@@ -3,6 +3,9 @@
  *   sae_tool decode SAE F.npy OUT.npy     [n, d_sae] → reconstruction [n, d_in]
  *   sae_tool resave SAE OUT_DIR           load (any supported layout) and save as SAELens 6.x
  *   sae_tool random D_IN D_SAE ARCH K HOOK OUT_DIR   a random SAE (for benchmarks)
+ *   sae_tool train SAE X.npy STEPS LR L1 AUX DEAD_TOKENS OUT_DIR
+ *                                         STEPS Adam steps on the batch X from SAE's weights
+ *                                         (the trainer's arithmetic, for train_check.py)
  * (sae_lens_roundtrip.py drives it against the sae_lens package.) */
 #include <cblas.h>
 #include <math.h>
@@ -100,7 +103,40 @@ int main(int argc, char **argv)
         return 2;
     }
     int rc = 0;
-    if (!strcmp(argv[1], "resave")) {
+    if (!strcmp(argv[1], "train") && argc >= 10) {
+        int r, c;
+        float *x = npy_read(argv[3], &r, &c);
+        train_cfg tc;
+        train_cfg_default(&tc);
+        tc.arch = s.arch == SAE_TOPK ? SAE_TOPK : SAE_STANDARD;
+        tc.d_sae = s.d_sae;
+        tc.k = s.k;
+        tc.batch = r;
+        tc.steps = atoi(argv[4]);
+        tc.lr = atof(argv[5]);
+        tc.l1_coeff = atof(argv[6]);
+        tc.aux_coeff = atof(argv[7]);
+        tc.dead_tokens = atoll(argv[8]);
+        tc.apply_b_dec_to_input = s.apply_b_dec_to_input;
+        trainer *t = NULL;
+        if (!x || c != s.d_in || trainer_new(&tc, s.d_in, NULL, &t, err) || trainer_import(t, &s, err)) {
+            fprintf(stderr, "sae_tool: train: %s\n", x ? err : "bad X.npy");
+            rc = 2;
+        } else {
+            train_metrics m;
+            for (int st = 0; st < tc.steps; st++) {
+                trainer_do_step(t, x, &m);
+                printf("step %d loss %.6f mse %.6f l1 %.6f aux %.6f l0 %.3f\n", st + 1, m.loss, m.mse, m.l1, m.aux, m.l0);
+            }
+            sae o;
+            trainer_export(t, &o, err);
+            o.k = s.k;
+            rc = sae_save(&o, argv[9], err) ? 1 : 0;
+            sae_free(&o);
+        }
+        trainer_free(t);
+        free(x);
+    } else if (!strcmp(argv[1], "resave")) {
         if (sae_save(&s, argv[3], err)) {
             fprintf(stderr, "sae_tool: %s\n", err);
             rc = 1;

@@ -740,6 +740,22 @@ int trainer_export(const trainer *t, sae *s, char *err)
     return 0;
 }
 
+int trainer_import(trainer *t, const sae *s, char *err)
+{
+    int D = t->D, S = t->S;
+    if (s->d_in != D || s->d_sae != S)
+        return sae_err(err, SAE_EINVAL, "SAE is %d x %d, the trainer %d x %d", s->d_in, s->d_sae, D, S);
+    for (int i = 0; i < S; i++) {
+        for (int d = 0; d < D; d++)
+            t->W_encT[(size_t)i * D + d] = s->W_enc[(size_t)d * S + i];
+        t->dec_norm[i] = sqrtf(vdot(s->W_dec + (size_t)i * D, s->W_dec + (size_t)i * D, D));
+    }
+    memcpy(t->W_dec, s->W_dec, sizeof(float) * (size_t)S * D);
+    memcpy(t->b_enc, s->b_enc, sizeof(float) * (size_t)S);
+    memcpy(t->b_dec, s->b_dec, sizeof(float) * (size_t)D);
+    return 0;
+}
+
 /* ---- checkpoints: one safetensors file (params, Adam moments, firing state), atomic ---- */
 int trainer_save_ckpt(const trainer *t, const char *dir, char *err)
 {
