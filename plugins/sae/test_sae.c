@@ -177,6 +177,32 @@ int main(int argc, char **argv)
     check(rc == LP_EINVAL && strstr(msg, "different harvest"), "a different harvest into the same folder: %s", msg);
     lp_call_free(c);
 
+    /* several hook points in one pass, f16 */
+    char st3[1000];
+    snprintf(st3, sizeof st3, "%s/store3", tmp);
+    kv mp[] = {{"corpus", corpus}, {"hook", "blocks.*.hook_resid_pre"}, {"out", st3}, {"context_size", "32"},
+               {"dtype", "f16"}, {"max_tokens", "1024"}, {NULL, NULL}};
+    c = call(m, "sae.harvest", mp, &rc, msg);
+    check(rc == 0 && scalar(c, "tokens") == 1024, "harvest blocks.*.hook_resid_pre as f16 (%s)", msg);
+    lp_call_free(c);
+    snprintf(p1, sizeof p1, "%s/manifest.json", st3);
+    char *man = slurp(p1);
+    check(man && strstr(man, "blocks.4.hook_resid_pre") && strstr(man, "\"f16\""), "manifest lists 5 hooks, f16");
+    free(man);
+    char sae3[1000];
+    snprintf(sae3, sizeof sae3, "%s/sae3", tmp);
+    kv tp3[] = {{"store", st3}, {"out", sae3}, {"hook", "blocks.3.hook_resid_pre"}, {"arch", "standard"},
+                {"d_sae", "128"}, {"batch", "128"}, {"steps", "20"}, {"l1_coeff", "0.1"}, {NULL, NULL}};
+    c = call(m, "sae.train", tp3, &rc, msg);
+    check(rc == 0 && scalar(c, "step") == 20 && isfinite(scalar(c, "loss")), "train a ReLU SAE on one hook of it (%s)",
+          msg);
+    lp_call_free(c);
+    kv ip3[] = {{"sae", sae3}, {NULL, NULL}};
+    c = call(m, "sae.info", ip3, &rc, msg);
+    int hi = c ? lp_call_find_result(c, "hook_name") : -1;
+    check(hi >= 0 && !strcmp(lp_call_result_string(c, hi), "blocks.3.hook_resid_pre"), "its cfg.json names that hook");
+    lp_call_free(c);
+
     /* train two TopK SAEs */
     kv tp[] = {{"store", st1}, {"out", sae1}, {"arch", "topk"}, {"d_sae", "256"}, {"k", "8"}, {"batch", "256"},
                {"steps", "80"}, {"lr", "0.003"}, {"checkpoint_every", "30"}, {"log_every", "20"}, {"seed", "1"},
