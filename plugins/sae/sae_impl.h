@@ -11,8 +11,16 @@
 #define SAE_ERR_MAX 512
 
 /* Error codes match LP_E* (loupe/error.h) so the plugin can pass them on. */
-enum { SAE_OK = 0, SAE_EINVAL = -1, SAE_EIO = -2, SAE_ENOMEM = -3, SAE_EFORMAT = -4, SAE_ENOTFOUND = -5,
-       SAE_EUNSUPPORTED = -6, SAE_ECANCELLED = -7 };
+enum {
+    SAE_OK = 0,
+    SAE_EINVAL = -1,
+    SAE_EIO = -2,
+    SAE_ENOMEM = -3,
+    SAE_EFORMAT = -4,
+    SAE_ENOTFOUND = -5,
+    SAE_EUNSUPPORTED = -6,
+    SAE_ECANCELLED = -7
+};
 
 int sae_err(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -26,10 +34,12 @@ extern int sae_threads; /* threads for the plugin's own kernels (default 2) */
 void sae_parallel(int n_parts, void (*fn)(int part, int n_parts, void *user), void *user);
 
 /* ---- random numbers: xoshiro256** seeded by splitmix64 ---- */
-typedef struct sae_rng { uint64_t s[4]; } sae_rng;
+typedef struct sae_rng {
+    uint64_t s[4];
+} sae_rng;
 void sae_rng_seed(sae_rng *r, uint64_t seed);
 uint64_t sae_rng_next(sae_rng *r);
-double sae_rng_uniform(sae_rng *r);  /* [0,1) */
+double sae_rng_uniform(sae_rng *r); /* [0,1) */
 double sae_rng_normal(sae_rng *r);
 
 /* ---- safetensors (the subset SAEs need) ---- */
@@ -80,13 +90,13 @@ const char *sae_arch_name(sae_arch a);
 typedef struct sae {
     int d_in, d_sae;
     sae_arch arch;
-    int k;                    /* topk */
+    int k; /* topk */
     int apply_b_dec_to_input;
-    char normalize[48];       /* normalize_activations: "none", "expected_average_only_in", … */
-    char dtype[16];           /* as in cfg.json ("float32") */
+    char normalize[48]; /* normalize_activations: "none", "expected_average_only_in", … */
+    char dtype[16];     /* as in cfg.json ("float32") */
     /* metadata */
     char hook_name[128];
-    int hook_head_index;      /* -1: none */
+    int hook_head_index; /* -1: none */
     char model_name[128];
     int prepend_bos;
     int context_size;
@@ -132,12 +142,12 @@ typedef struct store_meta {
     int d;
     int context_size;
     int prepend_bos;
-    int dtype;                /* ST_F32 / ST_F16 */
+    int dtype; /* ST_F32 / ST_F16 */
     int64_t shard_tokens;
     int n_shards;
     int64_t n_tokens;
     int complete;
-    int64_t *shard_n;         /* [n_shards] tokens per shard */
+    int64_t *shard_n; /* [n_shards] tokens per shard */
 } store_meta;
 typedef struct store_shard {
     char file[64];
@@ -154,13 +164,13 @@ typedef struct store {
     int d;
     int context_size;
     int prepend_bos;
-    int dtype;             /* ST_F32 or ST_F16 */
+    int dtype; /* ST_F32 or ST_F16 */
     int64_t shard_tokens;
-    int n_shards;          /* complete shards */
-    int complete;          /* the whole corpus is harvested */
+    int n_shards; /* complete shards */
+    int complete; /* the whole corpus is harvested */
     int64_t n_tokens;
     store_shard *shards;
-    int64_t *offsets;      /* [n_shards+1] cumulative token offsets */
+    int64_t *offsets; /* [n_shards+1] cumulative token offsets */
     store_meta meta;
 } store;
 
@@ -192,8 +202,8 @@ void store_sampler_batch(store_sampler *sm, int64_t step, int B, float *out);
 typedef struct train_cfg {
     sae_arch arch;
     int d_sae;
-    int k;                  /* topk                                   */
-    int batch;              /* tokens per step                        */
+    int k;     /* topk                                   */
+    int batch; /* tokens per step                        */
     int64_t steps;
     double lr;
     double beta1, beta2, eps;
@@ -205,7 +215,7 @@ typedef struct train_cfg {
     int64_t dead_tokens;    /* a latent is dead after this many tokens without firing */
     double dense_threshold; /* a latent is dense above this firing rate (metrics) */
     uint64_t seed;
-    double init_norm;       /* decoder row norm at init (standard)     */
+    double init_norm; /* decoder row norm at init (standard)     */
     int apply_b_dec_to_input;
     int64_t checkpoint_every; /* steps; 0: only at the end             */
     int64_t log_every;

@@ -13,7 +13,10 @@
 #include "sae_impl.h"
 
 static const char *const arch_names[] = {"standard", "gated", "jumprelu", "topk"};
-const char *sae_arch_name(sae_arch a) { return arch_names[a]; }
+const char *sae_arch_name(sae_arch a)
+{
+    return arch_names[a];
+}
 
 int sae_alloc(sae *s, int d_in, int d_sae, sae_arch arch, char *err)
 {
@@ -190,9 +193,13 @@ static int load_safetensors(const char *dir, sae *s, char *err)
     int rc = st_open(path, &f, err);
     if (rc)
         return rc;
-    const char *names[] = {"W_enc", "W_dec", "b_dec", s->arch == SAE_GATED ? "b_gate" : "b_enc",
+    const char *names[] = {"W_enc",
+                           "W_dec",
+                           "b_dec",
+                           s->arch == SAE_GATED ? "b_gate" : "b_enc",
                            s->arch == SAE_JUMPRELU ? "threshold" : NULL,
-                           s->arch == SAE_GATED ? "b_mag" : NULL, s->arch == SAE_GATED ? "r_mag" : NULL};
+                           s->arch == SAE_GATED ? "b_mag" : NULL,
+                           s->arch == SAE_GATED ? "r_mag" : NULL};
     int inplace = 1;
     for (int i = 0; i < 7; i++) {
         if (!names[i])
@@ -260,8 +267,14 @@ static int load_safetensors(const char *dir, sae *s, char *err)
 }
 
 /* ---- Gemma Scope params.npz: a zip of .npy files (stored or deflated) ---- */
-static uint32_t rd32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t rd32(const unsigned char *p)
+{
+    return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint16_t rd16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
 
 /* Parse one .npy image into f32 [n] with shape check. */
 static int npy_parse(const unsigned char *p, size_t len, const char *what, int ndim, const int64_t *ne, float **out,
@@ -354,9 +367,17 @@ static int zip_list(const unsigned char *z, size_t len, zmember *m, int cap, int
                 int id = rd16(x), sz = rd16(x + 2);
                 if (id == 1) {
                     const unsigned char *v = x + 4;
-                    if (us == 0xffffffffu) { us = (size_t)rd32(v) | (size_t)rd32(v + 4) << 32; v += 8; }
-                    if (cs == 0xffffffffu) { cs = (size_t)rd32(v) | (size_t)rd32(v + 4) << 32; v += 8; }
-                    if (lo == 0xffffffffu) { lo = (size_t)rd32(v) | (size_t)rd32(v + 4) << 32; }
+                    if (us == 0xffffffffu) {
+                        us = (size_t)rd32(v) | (size_t)rd32(v + 4) << 32;
+                        v += 8;
+                    }
+                    if (cs == 0xffffffffu) {
+                        cs = (size_t)rd32(v) | (size_t)rd32(v + 4) << 32;
+                        v += 8;
+                    }
+                    if (lo == 0xffffffffu) {
+                        lo = (size_t)rd32(v) | (size_t)rd32(v + 4) << 32;
+                    }
                 }
                 x += 4 + sz;
             }

@@ -28,8 +28,7 @@ static float *npy_read(const char *path, int *rows, int *cols)
     char *b = sae_slurp(path, &len);
     if (!b || len < 12 || memcmp(b, "\x93NUMPY", 6))
         return NULL;
-    size_t hl = (unsigned char)b[6] == 1 ? (size_t)((unsigned char)b[8] | (unsigned char)b[9] << 8) : 0,
-           ho = 10;
+    size_t hl = (unsigned char)b[6] == 1 ? (size_t)((unsigned char)b[8] | (unsigned char)b[9] << 8) : 0, ho = 10;
     if (!hl || !strstr(b + ho, "'<f4'") || strstr(b + ho, "True")) {
         free(b);
         return NULL;
@@ -126,7 +125,8 @@ int main(int argc, char **argv)
             train_metrics m;
             for (int st = 0; st < tc.steps; st++) {
                 trainer_do_step(t, x, &m);
-                printf("step %d loss %.6f mse %.6f l1 %.6f aux %.6f l0 %.3f\n", st + 1, m.loss, m.mse, m.l1, m.aux, m.l0);
+                printf("step %d loss %.6f mse %.6f l1 %.6f aux %.6f l0 %.3f\n", st + 1, m.loss, m.mse, m.l1, m.aux,
+                       m.l0);
             }
             sae o;
             trainer_export(t, &o, err);

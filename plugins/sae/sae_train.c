@@ -76,10 +76,10 @@ void train_cfg_default(train_cfg *c)
 }
 
 typedef struct entry {
-    int32_t row;   /* batch row                              */
-    int32_t aux;   /* 1: from the auxiliary loss              */
-    float f;       /* activation                              */
-    float dpre;    /* dL/dpre                                 */
+    int32_t row; /* batch row                              */
+    int32_t aux; /* 1: from the auxiliary loss              */
+    float f;     /* activation                              */
+    float dpre;  /* dL/dpre                                 */
 } entry;
 
 struct trainer {
@@ -87,34 +87,37 @@ struct trainer {
     int D, S;
     int batch_cap;
     /* parameters and Adam moments */
-    float *W_encT, *W_dec, *b_enc, *b_dec;   /* [S,D] [S,D] [S] [D] */
+    float *W_encT, *W_dec, *b_enc, *b_dec; /* [S,D] [S,D] [S] [D] */
     float *mWe, *vWe, *mWd, *vWd, *mbe, *vbe, *mbd, *vbd;
     /* gradients */
     float *gWe, *gWd, *gbe, *gbd;
-    float *dec_norm;   /* [S] |W_dec,i| */
-    uint8_t *touched;  /* [S] */
-    float *fsum;       /* [S] Σ_b f_bi this step */
+    float *dec_norm;     /* [S] |W_dec,i| */
+    uint8_t *touched;    /* [S] */
+    float *fsum;         /* [S] Σ_b f_bi this step */
     int64_t *last_fired; /* [S] tokens seen when latent i last fired */
     int64_t *fire_count; /* [S] firings since the last metrics */
     int64_t fire_tokens;
     int64_t step, tokens;
     /* per-step buffers */
-    float *xc, *g, *gaux;   /* [B,D] */
-    float *pre, *dP;        /* [CHUNK,S] */
+    float *xc, *g, *gaux;     /* [B,D] */
+    float *pre, *dP;          /* [CHUNK,S] */
     int32_t *row_n, *row_off; /* [CHUNK+1] */
-    int32_t *lat;           /* entries' latent ids, parallel to ents */
+    int32_t *lat;             /* entries' latent ids, parallel to ents */
     entry *ents;
     int64_t n_ents, cap_ents;
-    int32_t *bucket;        /* [S+1] */
-    int32_t *order;         /* [cap] */
-    float *sel_tmp;         /* [threads, S] */
-    uint8_t *dead;          /* [S] */
+    int32_t *bucket; /* [S+1] */
+    int32_t *order;  /* [cap] */
+    float *sel_tmp;  /* [threads, S] */
+    uint8_t *dead;   /* [S] */
     int n_dead;
     /* batch statistics */
     double mse_sum, l1_sum, aux_sum, nnz_sum, var_sum;
 };
 
-int64_t trainer_step(const trainer *t) { return t->step; }
+int64_t trainer_step(const trainer *t)
+{
+    return t->step;
+}
 
 int trainer_set_batch(trainer *t, int B)
 {
@@ -123,15 +126,18 @@ int trainer_set_batch(trainer *t, int B)
     t->c.batch = B;
     return 0;
 }
-const int64_t *trainer_last_fired(const trainer *t) { return t->last_fired; }
+const int64_t *trainer_last_fired(const trainer *t)
+{
+    return t->last_fired;
+}
 
 void trainer_free(trainer *t)
 {
     if (!t)
         return;
-    float *fl[] = {t->W_encT, t->W_dec, t->b_enc, t->b_dec, t->mWe, t->vWe, t->mWd, t->vWd, t->mbe, t->vbe,
-                   t->mbd, t->vbd, t->gWe, t->gWd, t->gbe, t->gbd, t->dec_norm, t->fsum, t->xc, t->g,
-                   t->gaux, t->pre, t->dP, t->sel_tmp};
+    float *fl[] = {t->W_encT,   t->W_dec, t->b_enc, t->b_dec, t->mWe,  t->vWe, t->mWd, t->vWd,
+                   t->mbe,      t->vbe,   t->mbd,   t->vbd,   t->gWe,  t->gWd, t->gbe, t->gbd,
+                   t->dec_norm, t->fsum,  t->xc,    t->g,     t->gaux, t->pre, t->dP,  t->sel_tmp};
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
         free(fl[i]);
     free(t->touched), free(t->last_fired), free(t->fire_count), free(t->row_n), free(t->row_off);
@@ -139,7 +145,10 @@ void trainer_free(trainer *t)
     free(t);
 }
 
-static float *fz(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+static float *fz(size_t n)
+{
+    return calloc(n ? n : 1, sizeof(float));
+}
 
 int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer **out, char *err)
 {
@@ -254,13 +263,13 @@ static int select_topk(const float *v, const uint8_t *mask, int n, int k, float 
 typedef struct chunk_job {
     trainer *t;
     const float *x;
-    int r0, n;        /* global first row, rows in chunk */
+    int r0, n; /* global first row, rows in chunk */
     int B;
-    double l1;        /* current l1 coefficient */
+    double l1; /* current l1 coefficient */
     int k_aux;
     double aux_scale;
-    int pass;         /* 0: count/select, 1: fill + backprop */
-    int32_t *sel;     /* [CHUNK, k + k_aux] topk selections */
+    int pass;     /* 0: count/select, 1: fill + backprop */
+    int32_t *sel; /* [CHUNK, k + k_aux] topk selections */
     double mse[64], l1s[64], auxs[64];
 } chunk_job;
 
@@ -475,12 +484,12 @@ HOT static void grad_latents(int part, int parts, void *u)
 /* ---- phase D: Adam over every parameter ---- */
 typedef struct adam_job {
     trainer *t;
-    float lr_t;   /* lr / (1 - β1^t) */
-    float bc2;    /* sqrt(1 - β2^t) */
+    float lr_t; /* lr / (1 - β1^t) */
+    float bc2;  /* sqrt(1 - β2^t) */
 } adam_job;
 
-static inline void adam_vec(float *p, float *g, float *m, float *v, int n, int has_grad, float b1, float b2,
-                            float lr_t, float bc2, float eps)
+static inline void adam_vec(float *p, float *g, float *m, float *v, int n, int has_grad, float b1, float b2, float lr_t,
+                            float bc2, float eps)
 {
     if (has_grad) {
         for (int d = 0; d < n; d++) {
@@ -716,7 +725,6 @@ void trainer_do_step(trainer *t, const float *x, train_metrics *met)
     }
 }
 
-
 void trainer_reset_density(trainer *t)
 {
     memset(t->fire_count, 0, sizeof(int64_t) * (size_t)t->S);
@@ -764,11 +772,16 @@ int trainer_save_ckpt(const trainer *t, const char *dir, char *err)
         return rc;
     int64_t D = t->D, S = t->S, nSD[2] = {S, D};
     st_writer *w = st_writer_new();
-    struct { const char *n; float *p; int nd; int64_t *ne; } T[] = {
-        {"W_encT", t->W_encT, 2, nSD}, {"W_dec", t->W_dec, 2, nSD}, {"b_enc", t->b_enc, 1, &S},
-        {"b_dec", t->b_dec, 1, &D},    {"m.W_encT", t->mWe, 2, nSD}, {"v.W_encT", t->vWe, 2, nSD},
-        {"m.W_dec", t->mWd, 2, nSD},   {"v.W_dec", t->vWd, 2, nSD}, {"m.b_enc", t->mbe, 1, &S},
-        {"v.b_enc", t->vbe, 1, &S},    {"m.b_dec", t->mbd, 1, &D},  {"v.b_dec", t->vbd, 1, &D},
+    struct {
+        const char *n;
+        float *p;
+        int nd;
+        int64_t *ne;
+    } T[] = {
+        {"W_encT", t->W_encT, 2, nSD},    {"W_dec", t->W_dec, 2, nSD},  {"b_enc", t->b_enc, 1, &S},
+        {"b_dec", t->b_dec, 1, &D},       {"m.W_encT", t->mWe, 2, nSD}, {"v.W_encT", t->vWe, 2, nSD},
+        {"m.W_dec", t->mWd, 2, nSD},      {"v.W_dec", t->vWd, 2, nSD},  {"m.b_enc", t->mbe, 1, &S},
+        {"v.b_enc", t->vbe, 1, &S},       {"m.b_dec", t->mbd, 1, &D},   {"v.b_dec", t->vbd, 1, &D},
         {"dec_norm", t->dec_norm, 1, &S},
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
@@ -816,10 +829,14 @@ int trainer_load_ckpt(trainer *t, const char *dir, char *err)
         return sae_err(err, SAE_EINVAL, "%s: checkpoint is for another shape/architecture/batch", path);
     }
     int64_t S = t->S, D = t->D;
-    struct { const char *n; float *p; int64_t n_el; } T[] = {
-        {"W_encT", t->W_encT, S * D}, {"W_dec", t->W_dec, S * D}, {"b_enc", t->b_enc, S},
+    struct {
+        const char *n;
+        float *p;
+        int64_t n_el;
+    } T[] = {
+        {"W_encT", t->W_encT, S * D}, {"W_dec", t->W_dec, S * D},  {"b_enc", t->b_enc, S},
         {"b_dec", t->b_dec, D},       {"m.W_encT", t->mWe, S * D}, {"v.W_encT", t->vWe, S * D},
-        {"m.W_dec", t->mWd, S * D},   {"v.W_dec", t->vWd, S * D}, {"m.b_enc", t->mbe, S},
+        {"m.W_dec", t->mWd, S * D},   {"v.W_dec", t->vWd, S * D},  {"m.b_enc", t->mbe, S},
         {"v.b_enc", t->vbe, S},       {"m.b_dec", t->mbd, D},      {"v.b_dec", t->vbd, D},
         {"dec_norm", t->dec_norm, S},
     };
@@ -869,8 +886,8 @@ int trainer_run(trainer *t, train_data_fn data, void *du, const char *ckpt, trai
         int stop = cb ? cb(cu, &m) : 0;
         if (log)
             trainer_reset_density(t);
-        if (ckpt && ((t->c.checkpoint_every > 0 && t->step % t->c.checkpoint_every == 0) || stop ||
-                     t->step == t->c.steps))
+        if (ckpt &&
+            ((t->c.checkpoint_every > 0 && t->step % t->c.checkpoint_every == 0) || stop || t->step == t->c.steps))
             if ((rc = trainer_save_ckpt(t, ckpt, err)))
                 break;
         if (stop) {

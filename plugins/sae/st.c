@@ -82,7 +82,10 @@ void sae_rng_seed(sae_rng *r, uint64_t seed)
         r->s[i] = splitmix(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t sae_rng_next(sae_rng *r)
 {
@@ -96,7 +99,10 @@ uint64_t sae_rng_next(sae_rng *r)
     return res;
 }
 
-double sae_rng_uniform(sae_rng *r) { return (double)(sae_rng_next(r) >> 11) * 0x1.0p-53; }
+double sae_rng_uniform(sae_rng *r)
+{
+    return (double)(sae_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 double sae_rng_normal(sae_rng *r)
 {
@@ -346,12 +352,34 @@ void st_to_f32(const st_entry *e, float *out)
     const unsigned char *p = e->data;
     for (int64_t i = 0; i < n; i++) {
         switch (e->dtype) {
-        case ST_F32: memcpy(&out[i], p + 4 * i, 4); break;
-        case ST_F16: { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = sae_f16_to_f32(h); } break;
-        case ST_BF16: { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = sae_bf16_to_f32(h); } break;
-        case ST_F64: { double d; memcpy(&d, p + 8 * i, 8); out[i] = (float)d; } break;
-        case ST_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); out[i] = (float)v; } break;
-        default: { int64_t v; memcpy(&v, p + 8 * i, 8); out[i] = (float)v; } break;
+        case ST_F32:
+            memcpy(&out[i], p + 4 * i, 4);
+            break;
+        case ST_F16: {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = sae_f16_to_f32(h);
+        } break;
+        case ST_BF16: {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = sae_bf16_to_f32(h);
+        } break;
+        case ST_F64: {
+            double d;
+            memcpy(&d, p + 8 * i, 8);
+            out[i] = (float)d;
+        } break;
+        case ST_I32: {
+            int32_t v;
+            memcpy(&v, p + 4 * i, 4);
+            out[i] = (float)v;
+        } break;
+        default: {
+            int64_t v;
+            memcpy(&v, p + 8 * i, 8);
+            out[i] = (float)v;
+        } break;
         }
     }
 }
@@ -370,7 +398,10 @@ struct st_writer {
     cJSON *meta;
 };
 
-st_writer *st_writer_new(void) { return calloc(1, sizeof(st_writer)); }
+st_writer *st_writer_new(void)
+{
+    return calloc(1, sizeof(st_writer));
+}
 
 void st_writer_free(st_writer *w)
 {

@@ -183,9 +183,9 @@ int store_open(const char *dir, const char *hook, store *s, char *err)
         sh->act = st_find(&sh->st, s->hook);
         sh->tokens = st_find(&sh->st, "tokens");
         sh->n_tokens = m->shard_n[i];
-        if (!sh->act || !sh->tokens || sh->act->ndim != 2 || sh->act->ne[0] != sh->n_tokens ||
-            sh->act->ne[1] != s->d || (sh->act->dtype != ST_F32 && sh->act->dtype != ST_F16) ||
-            sh->tokens->dtype != ST_I32 || st_nelem(sh->tokens) != sh->n_tokens) {
+        if (!sh->act || !sh->tokens || sh->act->ndim != 2 || sh->act->ne[0] != sh->n_tokens || sh->act->ne[1] != s->d ||
+            (sh->act->dtype != ST_F32 && sh->act->dtype != ST_F16) || sh->tokens->dtype != ST_I32 ||
+            st_nelem(sh->tokens) != sh->n_tokens) {
             store_close(s);
             return sae_err(err, SAE_EFORMAT, "%s: shard does not match the manifest", path);
         }
@@ -202,8 +202,8 @@ int store_open(const char *dir, const char *hook, store *s, char *err)
 void store_row(const store *s, int64_t i, float *out, int32_t *tok)
 {
     int lo = 0, hi = s->n_shards - 1;
-    if (s->shard_tokens > 0 && i / s->shard_tokens < s->n_shards &&
-        s->offsets[i / s->shard_tokens] <= i && i < s->offsets[i / s->shard_tokens + 1])
+    if (s->shard_tokens > 0 && i / s->shard_tokens < s->n_shards && s->offsets[i / s->shard_tokens] <= i &&
+        i < s->offsets[i / s->shard_tokens + 1])
         lo = hi = (int)(i / s->shard_tokens);
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;

@@ -134,8 +134,13 @@ int main(int argc, char **argv)
     int rc;
 
     /* harvest straight */
-    kv hp[] = {{"corpus", corpus}, {"hook", "blocks.2.hook_resid_pre"}, {"out", st1}, {"context_size", "32"},
-               {"shard_tokens", "512"}, {"batch", "4"}, {NULL, NULL}};
+    kv hp[] = {{"corpus", corpus},
+               {"hook", "blocks.2.hook_resid_pre"},
+               {"out", st1},
+               {"context_size", "32"},
+               {"shard_tokens", "512"},
+               {"batch", "4"},
+               {NULL, NULL}};
     lp_call *c = call(m, "sae.harvest", hp, &rc, msg);
     check(rc == 0, "harvest (%s)", msg);
     double ntok = scalar(c, "tokens"), nsh = scalar(c, "shards");
@@ -171,8 +176,8 @@ int main(int argc, char **argv)
     snprintf(p1, sizeof p1, "%s/manifest.json", st1);
     snprintf(p2, sizeof p2, "%s/manifest.json", st2);
     check(same_file(p1, p2), "and the same manifest");
-    kv bad[] = {{"corpus", corpus}, {"hook", "blocks.2.hook_resid_pre"}, {"out", st1}, {"context_size", "16"},
-                {NULL, NULL}};
+    kv bad[] = {
+        {"corpus", corpus}, {"hook", "blocks.2.hook_resid_pre"}, {"out", st1}, {"context_size", "16"}, {NULL, NULL}};
     c = call(m, "sae.harvest", bad, &rc, msg);
     check(rc == LP_EINVAL && strstr(msg, "different harvest"), "a different harvest into the same folder: %s", msg);
     lp_call_free(c);
@@ -180,8 +185,10 @@ int main(int argc, char **argv)
     /* several hook points in one pass, f16 */
     char st3[1000];
     snprintf(st3, sizeof st3, "%s/store3", tmp);
-    kv mp[] = {{"corpus", corpus}, {"hook", "blocks.*.hook_resid_pre"}, {"out", st3}, {"context_size", "32"},
-               {"dtype", "f16"}, {"max_tokens", "1024"}, {NULL, NULL}};
+    kv mp[] = {{"corpus", corpus}, {"hook", "blocks.*.hook_resid_pre"},
+               {"out", st3},       {"context_size", "32"},
+               {"dtype", "f16"},   {"max_tokens", "1024"},
+               {NULL, NULL}};
     c = call(m, "sae.harvest", mp, &rc, msg);
     check(rc == 0 && scalar(c, "tokens") == 1024, "harvest blocks.*.hook_resid_pre as f16 (%s)", msg);
     lp_call_free(c);
@@ -191,8 +198,9 @@ int main(int argc, char **argv)
     free(man);
     char sae3[1000];
     snprintf(sae3, sizeof sae3, "%s/sae3", tmp);
-    kv tp3[] = {{"store", st3}, {"out", sae3}, {"hook", "blocks.3.hook_resid_pre"}, {"arch", "standard"},
-                {"d_sae", "128"}, {"batch", "128"}, {"steps", "20"}, {"l1_coeff", "0.1"}, {NULL, NULL}};
+    kv tp3[] = {{"store", st3},       {"out", sae3},       {"hook", "blocks.3.hook_resid_pre"},
+                {"arch", "standard"}, {"d_sae", "128"},    {"batch", "128"},
+                {"steps", "20"},      {"l1_coeff", "0.1"}, {NULL, NULL}};
     c = call(m, "sae.train", tp3, &rc, msg);
     check(rc == 0 && scalar(c, "step") == 20 && isfinite(scalar(c, "loss")), "train a ReLU SAE on one hook of it (%s)",
           msg);
@@ -204,9 +212,9 @@ int main(int argc, char **argv)
     lp_call_free(c);
 
     /* train two TopK SAEs */
-    kv tp[] = {{"store", st1}, {"out", sae1}, {"arch", "topk"}, {"d_sae", "256"}, {"k", "8"}, {"batch", "256"},
-               {"steps", "80"}, {"lr", "0.003"}, {"checkpoint_every", "30"}, {"log_every", "20"}, {"seed", "1"},
-               {NULL, NULL}};
+    kv tp[] = {{"store", st1},   {"out", sae1},   {"arch", "topk"}, {"d_sae", "256"},           {"k", "8"},
+               {"batch", "256"}, {"steps", "80"}, {"lr", "0.003"},  {"checkpoint_every", "30"}, {"log_every", "20"},
+               {"seed", "1"},    {NULL, NULL}};
     c = call(m, "sae.train", tp, &rc, msg);
     check(rc == 0 && scalar(c, "step") == 80, "train topk (%s)", msg);
     int lr = table_rows(c, "log");
@@ -295,7 +303,8 @@ int main(int argc, char **argv)
     }
     kv wp[] = {{"sae", sae1}, {"prompt", "Once upon a time"}, {"hook", "blocks.0.mlp.hook_post"}, {NULL, NULL}};
     c = call(m, "sae.encode", wp, &rc, msg);
-    check(rc == LP_EINVAL && strstr(msg, "d_in is 64") && strstr(msg, "172 wide"), "d_in not the hook's width: %s", msg);
+    check(rc == LP_EINVAL && strstr(msg, "d_in is 64") && strstr(msg, "172 wide"), "d_in not the hook's width: %s",
+          msg);
     lp_call_free(c);
     kv np[] = {{"sae", "/nonexistent/sae"}, {"prompt", "hi"}, {NULL, NULL}};
     c = call(m, "sae.encode", np, &rc, msg);

@@ -31,8 +31,8 @@ static double now(void)
 /* ---- planted features ---- */
 typedef struct planted {
     int n_feat, d;
-    double p;       /* probability each feature is active */
-    float *dirs;    /* [n_feat, d] unit */
+    double p;    /* probability each feature is active */
+    float *dirs; /* [n_feat, d] unit */
     uint64_t seed;
 } planted;
 
@@ -45,8 +45,7 @@ static void planted_init(planted *P, int n_feat, int d, double p, uint64_t seed)
     for (int i = 0; i < n_feat; i++) {
         double ss = 0;
         float *v = P->dirs + (size_t)i * d;
-        for (int k = 0; k < d; k++)
-        {
+        for (int k = 0; k < d; k++) {
             v[k] = (float)sae_rng_normal(&r);
             ss += (double)v[k] * v[k];
         }
@@ -142,8 +141,8 @@ static void test_planted(int slow)
         sscanf(getenv("SAE_PLANTED"), "%d,%d,%d,%d,%lf", &n_feat, &d, &B, &steps, &p);
     planted P;
     planted_init(&P, n_feat, d, p, 7);
-    printf("# planted: %d features in %d dims, each active with p=%.3f (~%.1f per sample), %d steps of %d\n", n_feat,
-           d, p, n_feat * p, steps, B);
+    printf("# planted: %d features in %d dims, each active with p=%.3f (~%.1f per sample), %d steps of %d\n", n_feat, d,
+           p, n_feat * p, steps, B);
     int k = (int)(n_feat * p * 1.25 + 1);
     sae *sv[2];
     for (int seed = 0; seed < 2; seed++) {
@@ -186,7 +185,10 @@ typedef struct stop_at {
     int64_t step;
 } stop_at;
 
-static int cb_stop(void *u, const train_metrics *m) { return m->step >= ((stop_at *)u)->step; }
+static int cb_stop(void *u, const train_metrics *m)
+{
+    return m->step >= ((stop_at *)u)->step;
+}
 
 static void test_resume(const char *tmp)
 {
@@ -216,8 +218,8 @@ static void test_resume(const char *tmp)
         trainer_new(&c, P.d, NULL, &b, err);
         stop_at sa = {17};
         rc = trainer_run(b, planted_batch, &P, d2, cb_stop, &sa, err);
-        check(rc == SAE_ECANCELLED && trainer_step(b) == 17, "[%s] interrupted at step 17 (%s)",
-              arch ? "topk" : "relu", err);
+        check(rc == SAE_ECANCELLED && trainer_step(b) == 17, "[%s] interrupted at step 17 (%s)", arch ? "topk" : "relu",
+              err);
         trainer_free(b);
         trainer_new(&c, P.d, NULL, &b2, err);
         rc = trainer_run(b2, planted_batch, &P, d2, NULL, NULL, err);
