@@ -13,7 +13,7 @@ static const lp_param_desc train_params[] = {
     {"store", LP_PARAM_STRING, NULL, "activation store folder (from sae.harvest)"},
     {"out", LP_PARAM_STRING, NULL, "where to write the SAE (SAELens folder); OUT/checkpoint holds the state"},
     {"hook", LP_PARAM_STRING, "", "which of the store's hooks (default: its first)"},
-    {"arch", LP_PARAM_STRING, "topk", "standard (ReLU + L1) or topk"},
+    {"arch", LP_PARAM_STRING, "topk", "standard (ReLU + L1), topk, or jumprelu (L0 via straight-through estimators)"},
     {"d_sae", LP_PARAM_INT, "0", "latents (0: 8 x d_in)"},
     {"k", LP_PARAM_INT, "32", "topk: active latents per token"},
     {"batch", LP_PARAM_INT, "4096", "tokens per step"},
@@ -21,8 +21,10 @@ static const lp_param_desc train_params[] = {
     {"lr", LP_PARAM_FLOAT, "0.0004", "Adam learning rate"},
     {"lr_warmup_steps", LP_PARAM_INT, "0", "linear warm-up"},
     {"lr_decay_steps", LP_PARAM_INT, "-1", "linear decay to 0 over the last N steps (-1: 20% of steps)"},
-    {"l1_coeff", LP_PARAM_FLOAT, "5", "standard: L1 weight (activations times decoder norms)"},
+    {"l1_coeff", LP_PARAM_FLOAT, "5", "standard: L1 weight (activations times decoder norms); jumprelu: L0 weight"},
     {"l1_warmup_steps", LP_PARAM_INT, "-1", "standard: L1 warm-up (-1: 5% of steps)"},
+    {"bandwidth", LP_PARAM_FLOAT, "0.001", "jumprelu: straight-through estimator kernel width"},
+    {"init_threshold", LP_PARAM_FLOAT, "0.001", "jumprelu: initial threshold"},
     {"aux_coeff", LP_PARAM_FLOAT, "0.03125", "topk: auxiliary loss weight for dead latents"},
     {"dead_tokens", LP_PARAM_INT, "1000000", "a latent is dead after this many tokens without firing"},
     {"seed", LP_PARAM_INT, "42", "initialisation and data order"},
@@ -35,7 +37,9 @@ static const lp_param_desc train_params[] = {
 static const char train_help[] =
     "Train a sparse autoencoder on an activation store with Adam: ReLU with an L1 penalty on\n"
     "activations times decoder-row norms (arch=standard), or TopK with the auxiliary loss that\n"
-    "revives dead latents (arch=topk, decoder rows kept at unit norm). Initialisation: decoder\n"
+    "revives dead latents (arch=topk, decoder rows kept at unit norm), or JumpReLU with an L0\n"
+    "penalty trained through SAELens' straight-through estimators (arch=jumprelu, l1_coeff is\n"
+    "the L0 weight, `bandwidth` the kernel width). Initialisation: decoder\n"
     "rows random (norm 0.1, 1 for topk), encoder = decoder transpose, b_dec = the data mean.\n"
     "Checkpoints (OUT/checkpoint/trainer_state.safetensors) are atomic; re-running the same\n"
     "command resumes and ends with exactly the weights an uninterrupted run would have.\n"
@@ -98,9 +102,11 @@ static int train(lp_call *call, const lp_host_api *h)
         c.arch = SAE_TOPK;
     else if (!strcmp(arch, "standard") || !strcmp(arch, "relu"))
         c.arch = SAE_STANDARD;
+    else if (!strcmp(arch, "jumprelu"))
+        c.arch = SAE_JUMPRELU;
     else {
         store_close(&st);
-        return h->error(call, LP_EINVAL, "arch must be standard or topk (got '%s')", arch);
+        return h->error(call, LP_EINVAL, "arch must be standard, topk or jumprelu (got '%s')", arch);
     }
     c.d_sae = (int)h->param_int(call, "d_sae");
     if (c.d_sae <= 0)
@@ -124,6 +130,8 @@ static int train(lp_call *call, const lp_host_api *h)
     if (c.l1_warmup_steps < 0)
         c.l1_warmup_steps = c.steps / 20;
     c.aux_coeff = h->param_float(call, "aux_coeff");
+    c.bandwidth = h->param_float(call, "bandwidth");
+    c.init_threshold = h->param_float(call, "init_threshold");
     c.dead_tokens = h->param_int(call, "dead_tokens");
     c.seed = (uint64_t)h->param_int(call, "seed");
     c.checkpoint_every = h->param_int(call, "checkpoint_every");

@@ -209,13 +209,15 @@ typedef struct train_cfg {
     double beta1, beta2, eps;
     int64_t lr_warmup_steps;
     int64_t lr_decay_steps; /* linear decay to 0 over the last N steps */
-    double l1_coeff;        /* standard                               */
+    double l1_coeff;        /* standard: L1 weight; jumprelu: L0 weight */
     int64_t l1_warmup_steps;
     double aux_coeff;       /* topk: auxiliary loss weight            */
     int64_t dead_tokens;    /* a latent is dead after this many tokens without firing */
     double dense_threshold; /* a latent is dense above this firing rate (metrics) */
     uint64_t seed;
     double init_norm; /* decoder row norm at init (standard)     */
+    double bandwidth;      /* jumprelu: width of the straight-through estimators' kernel */
+    double init_threshold; /* jumprelu: initial threshold */
     int apply_b_dec_to_input;
     int64_t checkpoint_every; /* steps; 0: only at the end             */
     int64_t log_every;

@@ -3,7 +3,7 @@
  *   sae_tool decode SAE F.npy OUT.npy     [n, d_sae] → reconstruction [n, d_in]
  *   sae_tool resave SAE OUT_DIR           load (any supported layout) and save as SAELens 6.x
  *   sae_tool random D_IN D_SAE ARCH K HOOK OUT_DIR   a random SAE (for benchmarks)
- *   sae_tool train SAE X.npy STEPS LR L1 AUX DEAD_TOKENS OUT_DIR
+ *   sae_tool train SAE X.npy STEPS LR L1 AUX DEAD_TOKENS OUT_DIR [BANDWIDTH]
  *                                         STEPS Adam steps on the batch X from SAE's weights
  *                                         (the trainer's arithmetic, for train_check.py)
  * (sae_lens_roundtrip.py drives it against the sae_lens package.) */
@@ -107,7 +107,9 @@ int main(int argc, char **argv)
         float *x = npy_read(argv[3], &r, &c);
         train_cfg tc;
         train_cfg_default(&tc);
-        tc.arch = s.arch == SAE_TOPK ? SAE_TOPK : SAE_STANDARD;
+        tc.arch = s.arch;
+        if (argc >= 11)
+            tc.bandwidth = atof(argv[10]);
         tc.d_sae = s.d_sae;
         tc.k = s.k;
         tc.batch = r;

@@ -3,7 +3,10 @@
  *
  * Per step on a batch x [B, d_in]:
  *   xc = x − b_dec (apply_b_dec_to_input), pre = xc·W_enc + b_enc   (the one dense matmul)
- *   standard: f = relu(pre);  topk: the k largest of pre, relu'd
+ *   standard: f = relu(pre);  topk: the k largest of pre, relu'd;
+ *   jumprelu: f = pre·[pre > θ], θ = exp(log_threshold), loss + l0·mean_b Σ_i [pre > θ]; the
+ *   threshold learns through SAELens' straight-through estimators (a rectangle kernel of
+ *   width `bandwidth`: entries within bandwidth/2 of θ carry dL/dθ)
  *   x̂ = f·W_dec + b_dec, loss = mean_b |x̂ − x|² (+ l1·mean_b Σ_i f_i |W_dec,i|) (+ aux)
  * Everything after the encoder matmul uses only the active latents: the decoder forward,
  * dL/df (a dot product per active entry), dW_dec and the masked dW_enc (one row update per
@@ -70,6 +73,8 @@ void train_cfg_default(train_cfg *c)
     c->dense_threshold = 0.1;
     c->seed = 42;
     c->init_norm = 0.1;
+    c->bandwidth = 0.001;
+    c->init_threshold = 0.001;
     c->apply_b_dec_to_input = 1;
     c->checkpoint_every = 0;
     c->log_every = 50;
@@ -80,6 +85,7 @@ typedef struct entry {
     int32_t aux; /* 1: from the auxiliary loss              */
     float f;     /* activation                              */
     float dpre;  /* dL/dpre                                 */
+    float dth;   /* jumprelu: dL/dθ from this entry (near θ) */
 } entry;
 
 struct trainer {
@@ -91,6 +97,7 @@ struct trainer {
     float *mWe, *vWe, *mWd, *vWd, *mbe, *vbe, *mbd, *vbd;
     /* gradients */
     float *gWe, *gWd, *gbe, *gbd;
+    float *log_thr, *thr, *mlt, *vlt, *glt; /* jumprelu: [S] each */
     float *dec_norm;     /* [S] |W_dec,i| */
     uint8_t *touched;    /* [S] */
     float *fsum;         /* [S] Σ_b f_bi this step */
@@ -155,8 +162,10 @@ int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer 
     *out = NULL;
     if (cfg->d_sae < 1 || d_in < 1 || cfg->batch < 1)
         return sae_err(err, SAE_EINVAL, "d_sae, d_in and batch must be positive");
-    if (cfg->arch != SAE_STANDARD && cfg->arch != SAE_TOPK)
-        return sae_err(err, SAE_EUNSUPPORTED, "training supports the standard (ReLU) and topk architectures");
+    if (cfg->arch != SAE_STANDARD && cfg->arch != SAE_TOPK && cfg->arch != SAE_JUMPRELU)
+        return sae_err(err, SAE_EUNSUPPORTED, "training supports the standard (ReLU), topk and jumprelu architectures");
+    if (cfg->arch == SAE_JUMPRELU && !(cfg->bandwidth > 0 && cfg->init_threshold > 0))
+        return sae_err(err, SAE_EINVAL, "jumprelu needs bandwidth > 0 and init_threshold > 0");
     if (cfg->arch == SAE_TOPK && (cfg->k < 1 || cfg->k > cfg->d_sae))
         return sae_err(err, SAE_EINVAL, "k must be in 1..d_sae (got %d)", cfg->k);
     trainer *t = calloc(1, sizeof *t);
@@ -171,6 +180,7 @@ int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer 
     t->mbe = fz(S), t->vbe = fz(S), t->mbd = fz(D), t->vbd = fz(D);
     t->gWe = fz(SD), t->gWd = fz(SD), t->gbe = fz(S), t->gbd = fz(D);
     t->dec_norm = fz(S), t->fsum = fz(S);
+    t->log_thr = fz(S), t->thr = fz(S), t->mlt = fz(S), t->vlt = fz(S), t->glt = fz(S);
     t->touched = calloc((size_t)S, 1), t->dead = calloc((size_t)S, 1);
     t->last_fired = calloc((size_t)S, sizeof(int64_t)), t->fire_count = calloc((size_t)S, sizeof(int64_t));
     t->xc = fz((size_t)B * D), t->g = fz((size_t)B * D), t->gaux = fz((size_t)B * D);
@@ -182,7 +192,8 @@ int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer 
     if (!t->W_encT || !t->W_dec || !t->b_enc || !t->b_dec || !t->mWe || !t->vWe || !t->mWd || !t->vWd || !t->mbe ||
         !t->vbe || !t->mbd || !t->vbd || !t->gWe || !t->gWd || !t->gbe || !t->gbd || !t->dec_norm || !t->fsum ||
         !t->touched || !t->dead || !t->last_fired || !t->fire_count || !t->xc || !t->g || !t->gaux || !t->pre ||
-        !t->dP || !t->row_n || !t->row_off || !t->bucket || !t->sel_tmp) {
+        !t->dP || !t->row_n || !t->row_off || !t->bucket || !t->sel_tmp || !t->log_thr || !t->thr || !t->mlt ||
+        !t->vlt || !t->glt) {
         trainer_free(t);
         return sae_err(err, SAE_ENOMEM, "out of memory for training a %d x %d SAE with batch %d", D, S, B);
     }
@@ -206,6 +217,8 @@ int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer 
     }
     if (data_mean)
         memcpy(t->b_dec, data_mean, sizeof(float) * (size_t)D);
+    for (int i = 0; i < S; i++)
+        t->log_thr[i] = (float)log(cfg->init_threshold);
     *out = t;
     return 0;
 }
@@ -287,6 +300,8 @@ HOT static void chunk_rows(int part, int parts, void *u)
     row_range(part, parts, j->n, &a, &b);
     float *tmp = t->sel_tmp + (size_t)part * S * 2;
     int topk = t->c.arch == SAE_TOPK, K = t->c.k, KA = j->k_aux, KS = K + KA;
+    int jump = t->c.arch == SAE_JUMPRELU;
+    float half_bw = (float)(t->c.bandwidth / 2), inv_bw = (float)(1 / t->c.bandwidth);
     for (int rr = a; rr < b; rr++) {
         const float *pre = t->pre + (size_t)rr * S;
         int gr = j->r0 + rr;
@@ -298,6 +313,11 @@ HOT static void chunk_rows(int part, int parts, void *u)
                 for (int q = na; q < KA; q++)
                     sel[K + q] = -1;
                 t->row_n[rr] = K + na;
+            } else if (jump) {
+                int c = 0;
+                for (int i = 0; i < S; i++)
+                    c += pre[i] > t->thr[i] || fabsf(pre[i] - t->thr[i]) < half_bw;
+                t->row_n[rr] = c;
             } else {
                 int c = 0;
                 for (int i = 0; i < S; i++)
@@ -315,19 +335,26 @@ HOT static void chunk_rows(int part, int parts, void *u)
             for (int q = 0; q < K; q++) {
                 float v = pre[sel[q]];
                 L[n] = sel[q];
-                E[n++] = (entry){gr, 0, v > 0 ? v : 0, 0};
+                E[n++] = (entry){gr, 0, v > 0 ? v : 0, 0, 0};
             }
             nmain = n;
             for (int q = 0; q < KA && sel[K + q] >= 0; q++) {
                 float v = pre[sel[K + q]];
                 L[n] = sel[K + q];
-                E[n++] = (entry){gr, 1, v > 0 ? v : 0, 0};
+                E[n++] = (entry){gr, 1, v > 0 ? v : 0, 0, 0};
             }
+        } else if (jump) { /* active entries, and inactive ones within bandwidth/2 of θ (f = 0) */
+            for (int i = 0; i < S; i++)
+                if (pre[i] > t->thr[i] || fabsf(pre[i] - t->thr[i]) < half_bw) {
+                    L[n] = i;
+                    E[n++] = (entry){gr, 0, pre[i] > t->thr[i] ? pre[i] : 0, 0, 0};
+                }
+            nmain = n;
         } else {
             for (int i = 0; i < S; i++)
                 if (pre[i] > 0) {
                     L[n] = i;
-                    E[n++] = (entry){gr, 0, pre[i], 0};
+                    E[n++] = (entry){gr, 0, pre[i], 0, 0};
                 }
             nmain = n;
         }
@@ -343,7 +370,7 @@ HOT static void chunk_rows(int part, int parts, void *u)
             const float *w = t->W_dec + (size_t)L[q] * D;
             for (int d = 0; d < D; d++)
                 g[d] += f * w[d];
-            l1r += (double)f * t->dec_norm[L[q]];
+            l1r += jump ? 1.0 : (double)f * t->dec_norm[L[q]];
         }
         double se = 0;
         float s2 = 2.0f / (float)j->B;
@@ -356,6 +383,14 @@ HOT static void chunk_rows(int part, int parts, void *u)
         j->l1s[part] += l1r;
         float l1B = (float)(j->l1 / j->B);
         for (int q = 0; q < nmain; q++) {
+            if (jump) { /* JumpReLU and Step straight-through estimators (SAELens) */
+                int i = L[q];
+                float dot = vdot(g, t->W_dec + (size_t)i * D, D);
+                E[q].dpre = E[q].f != 0 ? dot : 0;
+                if (fabsf(pre[i] - t->thr[i]) < half_bw)
+                    E[q].dth = -(t->thr[i] * inv_bw) * dot - l1B * inv_bw;
+                continue;
+            }
             if (E[q].f == 0)
                 continue;
             float dot = vdot(g, t->W_dec + (size_t)L[q] * D, D);
@@ -395,8 +430,20 @@ HOT static void chunk_dense(trainer *t, const float *x, int r0, int n, int B, do
 {
     int D = t->D, S = t->S;
     float *F = t->pre, *dP = t->dP;
-    for (size_t q = 0; q < (size_t)n * S; q++)
-        F[q] = F[q] > 0 ? F[q] : 0;
+    int jump = t->c.arch == SAE_JUMPRELU;
+    float half_bw = (float)(t->c.bandwidth / 2), inv_bw = (float)(1 / t->c.bandwidth);
+    float *near = NULL; /* jumprelu: pre − θ, kept for the threshold's gradient */
+    if (jump) {
+        near = malloc(sizeof(float) * (size_t)n * S);
+        for (int r = 0; r < n; r++)
+            for (int i = 0; i < S; i++) {
+                size_t q = (size_t)r * S + i;
+                near[q] = F[q] - t->thr[i];
+                F[q] = F[q] > t->thr[i] ? F[q] : 0;
+            }
+    } else
+        for (size_t q = 0; q < (size_t)n * S; q++)
+            F[q] = F[q] > 0 ? F[q] : 0;
     float *g = t->g + (size_t)r0 * D;
     for (int r = 0; r < n; r++)
         memcpy(g + (size_t)r * D, t->b_dec, sizeof(float) * (size_t)D);
@@ -413,8 +460,8 @@ HOT static void chunk_dense(trainer *t, const float *x, int r0, int n, int B, do
         }
         const float *fr = F + (size_t)r * S;
         for (int i = 0; i < S; i++) {
-            l1s += (double)fr[i] * t->dec_norm[i];
-            if (fr[i] > 0)
+            l1s += jump ? (fr[i] != 0) : (double)fr[i] * t->dec_norm[i];
+            if (fr[i] != 0)
                 j->mse[63] += 1; /* nnz */
         }
     }
@@ -426,13 +473,16 @@ HOT static void chunk_dense(trainer *t, const float *x, int r0, int n, int B, do
         float *dr = dP + (size_t)r * S;
         const float *fr = F + (size_t)r * S;
         for (int i = 0; i < S; i++) {
-            dr[i] = fr[i] > 0 ? dr[i] + l1B * t->dec_norm[i] : 0;
+            if (jump && fabsf(near[(size_t)r * S + i]) < half_bw)
+                t->glt[i] += -(t->thr[i] * inv_bw) * dr[i] - l1B * inv_bw;
+            dr[i] = fr[i] != 0 ? (jump ? dr[i] : dr[i] + l1B * t->dec_norm[i]) : 0;
             t->gbe[i] += dr[i];
             t->fsum[i] += fr[i];
-            if (fr[i] > 0)
+            if (fr[i] != 0)
                 t->fire_count[i]++, t->touched[i] = 2; /* 2: fired */
         }
     }
+    free(near);
     sae_sgemm(1, 0, S, D, n, 1.0f, F, S, g, D, 1.0f, t->gWd, D);
     sae_sgemm(1, 0, S, D, n, 1.0f, dP, S, t->xc + (size_t)r0 * D, D, 1.0f, t->gWe, D);
     for (int i = 0; i < S; i++)
@@ -457,8 +507,10 @@ HOT static void grad_latents(int part, int parts, void *u)
         float *gwd = t->gWd + (size_t)i * D, *gwe = t->gWe + (size_t)i * D;
         float gbe = 0, fs = 0;
         int fired = 0;
+        float gth = 0;
         for (int32_t q = s0; q < s1; q++) {
             const entry *e = &t->ents[t->order[q]];
+            gth += e->dth;
             if (e->f == 0)
                 continue;
             const float *gv = (e->aux ? t->gaux : t->g) + (size_t)e->row * D;
@@ -475,6 +527,7 @@ HOT static void grad_latents(int part, int parts, void *u)
             }
         }
         t->gbe[i] += gbe;
+        t->glt[i] += gth;
         t->fsum[i] += fs;
         t->fire_count[i] += fired;
         t->touched[i] = fired ? 2 : (t->touched[i] ? t->touched[i] : 1);
@@ -527,6 +580,10 @@ HOT static void adam_rows(int part, int parts, void *u)
         adam_vec(t->W_encT + o, t->gWe + o, t->mWe + o, t->vWe + o, D, has, b1, b2, j->lr_t, j->bc2, eps);
         adam_vec(t->W_dec + o, t->gWd + o, t->mWd + o, t->vWd + o, D, has, b1, b2, j->lr_t, j->bc2, eps);
         adam_vec(t->b_enc + i, t->gbe + i, t->mbe + i, t->vbe + i, 1, has, b1, b2, j->lr_t, j->bc2, eps);
+        if (t->c.arch == SAE_JUMPRELU) {
+            t->glt[i] *= t->thr[i];
+            adam_vec(t->log_thr + i, t->glt + i, t->mlt + i, t->vlt + i, 1, 1, b1, b2, j->lr_t, j->bc2, eps);
+        }
         float nr = sqrtf(vdot(t->W_dec + o, t->W_dec + o, D));
         if (topk && nr > 0) {
             float inv = 1.0f / nr;
@@ -559,7 +616,7 @@ static double lr_at(const train_cfg *c, int64_t step)
 
 static double l1_at(const train_cfg *c, int64_t step)
 {
-    if (c->arch != SAE_STANDARD)
+    if (c->arch == SAE_TOPK)
         return 0;
     if (c->l1_warmup_steps > 0 && step < c->l1_warmup_steps)
         return c->l1_coeff * (double)(step + 1) / c->l1_warmup_steps;
@@ -571,6 +628,9 @@ void trainer_do_step(trainer *t, const float *x, train_metrics *met)
     int D = t->D, S = t->S, B = t->c.batch;
     int topk = t->c.arch == SAE_TOPK;
     double l1 = l1_at(&t->c, t->step), lr = lr_at(&t->c, t->step);
+    if (t->c.arch == SAE_JUMPRELU)
+        for (int i = 0; i < S; i++)
+            t->thr[i] = expf(t->log_thr[i]);
     /* dead latents (topk aux) */
     t->n_dead = 0;
     for (int i = 0; i < S; i++) {
@@ -665,7 +725,7 @@ void trainer_do_step(trainer *t, const float *x, train_metrics *met)
     grad_job gj = {t};
     sae_parallel(parts, grad_latents, &gj);
     /* phase C: L1's decoder-norm gradient, b_dec's gradients */
-    if (!topk && l1 > 0)
+    if (t->c.arch == SAE_STANDARD && l1 > 0)
         for (int i = 0; i < S; i++)
             if (t->fsum[i] > 0 && t->dec_norm[i] > 0) {
                 float c = (float)(l1 / B) * t->fsum[i] / t->dec_norm[i];
@@ -745,6 +805,9 @@ int trainer_export(const trainer *t, sae *s, char *err)
     memcpy(s->b_dec, t->b_dec, sizeof(float) * (size_t)D);
     s->k = t->c.k;
     s->apply_b_dec_to_input = t->c.apply_b_dec_to_input;
+    if (t->c.arch == SAE_JUMPRELU)
+        for (int i = 0; i < S; i++)
+            s->threshold[i] = expf(t->log_thr[i]);
     return 0;
 }
 
@@ -761,6 +824,9 @@ int trainer_import(trainer *t, const sae *s, char *err)
     memcpy(t->W_dec, s->W_dec, sizeof(float) * (size_t)S * D);
     memcpy(t->b_enc, s->b_enc, sizeof(float) * (size_t)S);
     memcpy(t->b_dec, s->b_dec, sizeof(float) * (size_t)D);
+    if (t->c.arch == SAE_JUMPRELU && s->threshold)
+        for (int i = 0; i < S; i++)
+            t->log_thr[i] = logf(s->threshold[i] > 0 ? s->threshold[i] : 1e-30f);
     return 0;
 }
 
@@ -782,7 +848,8 @@ int trainer_save_ckpt(const trainer *t, const char *dir, char *err)
         {"b_dec", t->b_dec, 1, &D},       {"m.W_encT", t->mWe, 2, nSD}, {"v.W_encT", t->vWe, 2, nSD},
         {"m.W_dec", t->mWd, 2, nSD},      {"v.W_dec", t->vWd, 2, nSD},  {"m.b_enc", t->mbe, 1, &S},
         {"v.b_enc", t->vbe, 1, &S},       {"m.b_dec", t->mbd, 1, &D},   {"v.b_dec", t->vbd, 1, &D},
-        {"dec_norm", t->dec_norm, 1, &S},
+        {"dec_norm", t->dec_norm, 1, &S},      {"log_threshold", t->log_thr, 1, &S}, {"m.log_threshold", t->mlt, 1, &S},
+        {"v.log_threshold", t->vlt, 1, &S},
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
         st_writer_add(w, T[i].n, ST_F32, T[i].p, T[i].nd, T[i].ne, ST_F32);
@@ -838,7 +905,8 @@ int trainer_load_ckpt(trainer *t, const char *dir, char *err)
         {"b_dec", t->b_dec, D},       {"m.W_encT", t->mWe, S * D}, {"v.W_encT", t->vWe, S * D},
         {"m.W_dec", t->mWd, S * D},   {"v.W_dec", t->vWd, S * D},  {"m.b_enc", t->mbe, S},
         {"v.b_enc", t->vbe, S},       {"m.b_dec", t->mbd, D},      {"v.b_dec", t->vbd, D},
-        {"dec_norm", t->dec_norm, S},
+        {"dec_norm", t->dec_norm, S},   {"log_threshold", t->log_thr, S}, {"m.log_threshold", t->mlt, S},
+        {"v.log_threshold", t->vlt, S},
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0] && !rc; i++) {
         const st_entry *e = st_find(&f, T[i].n);

@@ -192,12 +192,16 @@ static int cb_stop(void *u, const train_metrics *m)
 
 static void test_resume(const char *tmp)
 {
-    for (int arch = 0; arch < 2; arch++) {
+    static const sae_arch archs[] = {SAE_STANDARD, SAE_TOPK, SAE_JUMPRELU};
+    for (int ai = 0; ai < 3; ai++) {
+        sae_arch arch = archs[ai];
+        const char *an = sae_arch_name(arch);
         planted P;
         planted_init(&P, 64, 16, 0.05, 3);
         train_cfg c;
         train_cfg_default(&c);
-        c.arch = arch ? SAE_TOPK : SAE_STANDARD;
+        c.arch = arch;
+        c.bandwidth = 0.05;
         c.d_sae = 96;
         c.k = 6;
         c.batch = 300;
@@ -214,24 +218,25 @@ static void test_resume(const char *tmp)
         trainer *a, *b, *b2;
         trainer_new(&c, P.d, NULL, &a, err);
         int rc = trainer_run(a, planted_batch, &P, d1, NULL, NULL, err);
-        check(rc == 0, "[%s] uninterrupted run (%s)", arch ? "topk" : "relu", rc ? err : "ok");
+        check(rc == 0, "[%s] uninterrupted run (%s)", an, rc ? err : "ok");
         trainer_new(&c, P.d, NULL, &b, err);
         stop_at sa = {17};
         rc = trainer_run(b, planted_batch, &P, d2, cb_stop, &sa, err);
-        check(rc == SAE_ECANCELLED && trainer_step(b) == 17, "[%s] interrupted at step 17 (%s)", arch ? "topk" : "relu",
+        check(rc == SAE_ECANCELLED && trainer_step(b) == 17, "[%s] interrupted at step 17 (%s)", an,
               err);
         trainer_free(b);
         trainer_new(&c, P.d, NULL, &b2, err);
         rc = trainer_run(b2, planted_batch, &P, d2, NULL, NULL, err);
-        check(rc == 0 && trainer_step(b2) == 40, "[%s] resumed to step 40", arch ? "topk" : "relu");
+        check(rc == 0 && trainer_step(b2) == 40, "[%s] resumed to step 40", an);
         sae sa_, sb_;
         trainer_export(a, &sa_, err);
         trainer_export(b2, &sb_, err);
         size_t n = (size_t)sa_.d_in * sa_.d_sae;
         int same = !memcmp(sa_.W_enc, sb_.W_enc, n * 4) && !memcmp(sa_.W_dec, sb_.W_dec, n * 4) &&
                    !memcmp(sa_.b_enc, sb_.b_enc, (size_t)sa_.d_sae * 4) &&
-                   !memcmp(sa_.b_dec, sb_.b_dec, (size_t)sa_.d_in * 4);
-        check(same, "[%s] resumed run is bit-identical to the uninterrupted one", arch ? "topk" : "relu");
+                   !memcmp(sa_.b_dec, sb_.b_dec, (size_t)sa_.d_in * 4) &&
+                   (!sa_.threshold || !memcmp(sa_.threshold, sb_.threshold, (size_t)sa_.d_sae * 4));
+        check(same, "[%s] resumed run is bit-identical to the uninterrupted one", an);
         sae_free(&sa_), sae_free(&sb_);
         trainer_free(a), trainer_free(b2);
         free(P.dirs);

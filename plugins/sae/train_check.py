@@ -15,6 +15,39 @@ import subprocess
 import sys
 
 
+def _ste(torch):
+    """SAELens' JumpReLU and Step with their straight-through threshold gradients."""
+
+    def rect(u):
+        return ((u > -0.5) & (u < 0.5)).to(u.dtype)
+
+    class JumpReLU(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, th, bw):
+            ctx.save_for_backward(x, th)
+            ctx.bw = bw
+            return x * (x > th)
+
+        @staticmethod
+        def backward(ctx, g):
+            x, th = ctx.saved_tensors
+            return (x > th) * g, (-(th / ctx.bw) * rect((x - th) / ctx.bw) * g).sum(0), None
+
+    class Step(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, th, bw):
+            ctx.save_for_backward(x, th)
+            ctx.bw = bw
+            return (x > th).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            x, th = ctx.saved_tensors
+            return torch.zeros_like(x), (-(1.0 / ctx.bw) * rect((x - th) / ctx.bw) * g).sum(0), None
+
+    return JumpReLU, Step
+
+
 def main():
     tool, tmp = sys.argv[1], sys.argv[2]
     try:
@@ -25,12 +58,16 @@ def main():
         print(f"SKIP: {e}")
         return 77
     torch.manual_seed(0)
+    JumpReLU, Step = _ste(torch)
     D, B, steps, lr = 16, 64, 4, 1e-2
     fails = 0
     # standard with many active latents takes the dense path, with few (bias -0.8, d_sae 256)
     # the sparse one; topk is always sparse
+    # jumprelu: a wide bandwidth (0.3) so that many entries carry the threshold's gradient
+    bw = 0.3
     for arch, S, k, l1, aux, bias in (("standard", 48, 0, 0.5, 0.0, -0.1), ("standard", 256, 0, 0.5, 0.0, -0.8),
-                                      ("topk", 48, 5, 0.0, 0.5, -0.1)):
+                                      ("topk", 48, 5, 0.0, 0.5, -0.1), ("jumprelu", 48, 0, 0.2, 0.0, -0.1),
+                                      ("jumprelu", 256, 0, 0.2, 0.0, -0.8), ("jumprelu", 512, 0, 0.2, 0.0, -2.2)):
         rng = np.random.default_rng(1)
         W_dec = rng.normal(size=(S, D)).astype(np.float32)
         W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
@@ -42,8 +79,11 @@ def main():
         x = (rng.normal(size=(B, D)) * (rng.random((B, D)) < 0.4)).astype(np.float32)
         d0 = os.path.join(tmp, f"check_{arch}_{S}_init")
         os.makedirs(d0, exist_ok=True)
-        save_file({"W_enc": W_enc, "W_dec": W_dec, "b_enc": b_enc, "b_dec": b_dec},
-                  os.path.join(d0, "sae_weights.safetensors"))
+        thr = (rng.random(S) * 0.3 + 0.05).astype(np.float32)
+        tensors = {"W_enc": W_enc, "W_dec": W_dec, "b_enc": b_enc, "b_dec": b_dec}
+        if arch == "jumprelu":
+            tensors["threshold"] = thr
+        save_file(tensors, os.path.join(d0, "sae_weights.safetensors"))
         cfg = {"d_in": D, "d_sae": S, "architecture": arch, "apply_b_dec_to_input": True,
                "normalize_activations": "none", "metadata": {"hook_name": "x"}}
         if k:
@@ -53,7 +93,7 @@ def main():
         np.save(os.path.join(tmp, "check_x.npy"), x)
         d1 = os.path.join(tmp, f"check_{arch}_{S}_out")
         r = subprocess.run([tool, "train", d0, os.path.join(tmp, "check_x.npy"), str(steps), str(lr), str(l1),
-                            str(aux), str(B), d1], capture_output=True, text=True)
+                            str(aux), str(B), d1, str(bw)], capture_output=True, text=True)
         if r.returncode:
             print(r.stderr)
             return 1
@@ -62,6 +102,8 @@ def main():
 
         P = {n: torch.tensor(v, requires_grad=True) for n, v in
              (("W_enc", W_enc), ("W_dec", W_dec), ("b_enc", b_enc), ("b_dec", b_dec))}
+        if arch == "jumprelu":
+            P["log_threshold"] = torch.tensor(np.log(thr), requires_grad=True)
         opt = torch.optim.Adam(list(P.values()), lr=lr, betas=(0.9, 0.999), eps=1e-8)
         X = torch.tensor(x)
         last_fired = torch.zeros(S, dtype=torch.long)
@@ -73,12 +115,17 @@ def main():
             if arch == "topk":
                 v, i = pre.topk(k, dim=-1)
                 f = torch.zeros_like(pre).scatter(-1, i, v.relu())
+            elif arch == "jumprelu":
+                th = P["log_threshold"].exp()
+                f = JumpReLU.apply(pre, th, bw)
             else:
                 f = pre.relu()
             xh = f @ P["W_dec"] + P["b_dec"]
             loss = (xh - X).pow(2).sum(-1).mean()
             if arch == "standard":
                 loss = loss + l1 * (f * P["W_dec"].norm(dim=1)).sum(-1).mean()
+            if arch == "jumprelu":
+                loss = loss + l1 * Step.apply(pre, th, bw).sum(-1).mean()
             n_dead = int(dead.sum())
             if arch == "topk" and n_dead > 0 and aux > 0:
                 k_aux = min(D // 2, n_dead, S - k)
@@ -100,6 +147,8 @@ def main():
                 with torch.no_grad():
                     P["W_dec"].div_(P["W_dec"].norm(dim=1, keepdim=True))
         worst = 0.0
+        if arch == "jumprelu":
+            got["log_threshold"] = np.log(got["threshold"])
         for n, t in P.items():
             ref = t.detach().numpy()
             d = float(np.abs(got[n] - ref).max() / (np.abs(ref).max() + 1e-12))
@@ -107,7 +156,7 @@ def main():
         moved = float(np.abs(got["W_enc"] - W_enc).max())
         ok = worst < 1e-4 and moved > 1e-3
         fails += not ok
-        path = "sparse" if arch == "topk" or max(l0) < 0.03 * S else "dense"
+        path = "sparse" if arch == "topk" or max(l0) < 0.03 * S else "dense"  # (jumprelu: + near-θ entries)
         print(("ok   " if ok else "FAIL ") + f"[{arch}, d_sae {S}, {path} path, L0 {min(l0):.1f}..{max(l0):.1f}] {steps} "
               f"Adam steps of loupe's trainer match PyTorch autograd (max rel diff {worst:.2g}; weights moved "
               f"{moved:.3f})")
