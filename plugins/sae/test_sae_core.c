@@ -135,7 +135,7 @@ static trainer *train_planted(planted *P, sae_arch arch, int d_sae, int k, int s
 
 static void test_planted(int slow)
 {
-    int n_feat = slow ? 512 : 192, d = slow ? 64 : 40, B = slow ? 1024 : 512, steps = slow ? 3000 : 1500;
+    int n_feat = slow ? 512 : 192, d = slow ? 64 : 40, B = slow ? 1024 : 256, steps = slow ? 3000 : 2000;
     double p = slow ? 0.008 : 0.016;
     if (getenv("SAE_PLANTED")) /* n_feat,d,B,steps,p for experiments */
         sscanf(getenv("SAE_PLANTED"), "%d,%d,%d,%d,%lf", &n_feat, &d, &B, &steps, &p);
