@@ -44,7 +44,9 @@ typedef struct lens {
     int nsel;
     float *x;   /* [T, D] normed residual */
     float *lg;  /* [T, V] logits */
+    float *lg_final; /* [T, V] the final layer's logits, kept from the first pass */
     double *final_lp; /* [nsel, V] final log-probs */
+    float *final_p;   /* [nsel, V] final probabilities (exp of final_lp, computed once) */
     lp_cache *cache;
 } lens;
 
@@ -54,10 +56,14 @@ static void lens_free(lens *s)
         s->h->cache_free(s->cache);
     s->h->free(s->x);
     s->h->free(s->lg);
+    s->h->free(s->lg_final);
     s->h->free(s->final_lp);
+    s->h->free(s->final_p);
     free(s->sel);
 }
 
+/* log Σ exp(z): the terms in float (expf, all ≤ 1), the sum in double. The same function
+ * gives the final and every layer's normaliser, so the last layer's KL is exactly 0. */
 static double logsumexp(const float *z, int n)
 {
     float mx = z[0];
@@ -66,7 +72,7 @@ static double logsumexp(const float *z, int n)
             mx = z[i];
     double s = 0;
     for (int i = 0; i < n; i++)
-        s += exp((double)z[i] - mx);
+        s += expf(z[i] - mx);
     return mx + log(s);
 }
 
@@ -233,7 +239,8 @@ static int run(lp_call *call, const lp_host_api *h)
     s.x = h->alloc(sizeof(float) * (size_t)T * s.D);
     s.lg = h->alloc(sizeof(float) * (size_t)T * V);
     s.final_lp = h->alloc(sizeof(double) * (size_t)ns * V);
-    if (!s.x || !s.lg || !s.final_lp) {
+    s.final_p = h->alloc(sizeof(float) * (size_t)ns * V);
+    if (!s.x || !s.lg || !s.final_lp || !s.final_p) {
         lens_free(&s);
         return h->error(call, LP_ENOMEM, "out of memory (%d positions x %d tokens)", T, V);
     }
@@ -268,7 +275,14 @@ static int run(lp_call *call, const lp_host_api *h)
         const float *z = s.lg + (size_t)s.sel[j] * V;
         double lse = logsumexp(z, V);
         for (int v = 0; v < V; v++)
-            s.final_lp[(size_t)j * V + v] = z[v] - lse;
+            s.final_p[(size_t)j * V + v] = (float)exp(s.final_lp[(size_t)j * V + v] = z[v] - lse);
+    }
+    /* keep the final logits for layer NL (one unembedding fewer); layers use a new buffer */
+    s.lg_final = s.lg;
+    s.lg = h->alloc(sizeof(float) * (size_t)T * V);
+    if (!s.lg) {
+        lens_free(&s);
+        return h->error(call, LP_ENOMEM, "out of memory (%d positions x %d tokens)", T, V);
     }
     int first_top1 = -1;
     int *best = malloc(sizeof(int) * (size_t)k);
@@ -287,22 +301,22 @@ static int run(lp_call *call, const lp_host_api *h)
             lens_free(&s);
             return rc;
         }
-        if (L == NL) /* s.lg may hold layer NL-1: recompute the final lens */
-            if ((rc = lens_layer(&s, NL))) {
-                free(best);
-                lens_free(&s);
-                return rc;
-            }
+        if (L == NL) { /* the final lens, computed first: swap it in */
+            float *work = s.lg;
+            s.lg = s.lg_final;
+            s.lg_final = work;
+        }
         if (first_top1 < 0 && argmax(s.lg + (size_t)(T - 1) * V, V) == final_top1)
             first_top1 = L;
         for (int j = 0; j < ns; j++) {
             const float *z = s.lg + (size_t)s.sel[j] * V;
             double lse = logsumexp(z, V);
             const double *flp = s.final_lp + (size_t)j * V;
+            const float *fp = s.final_p + (size_t)j * V;
             double d = 0;
             for (int v = 0; v < V; v++)
-                if (flp[v] > -INFINITY)
-                    d += exp(flp[v]) * (flp[v] - ((double)z[v] - lse));
+                if (fp[v] > 0) /* also skips -inf log-probs */
+                    d += fp[v] * (flp[v] - ((double)z[v] - lse));
             ((float *)kl.data)[(size_t)L * ns + j] = (float)(d > 0 ? d : 0);
             if (want_logits)
                 memcpy((float *)lt.data + ((size_t)L * ns + j) * V, z, sizeof(float) * (size_t)V);

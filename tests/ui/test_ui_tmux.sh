@@ -57,6 +57,9 @@ for mode in "xterm-256color" "xterm" "vt100 NO_COLOR=1" "screen-256color" "tmux-
         check "$term: all heads small multiples" 'all heads'
         $T send-keys -t ui 5
         check "$term: plugins view lists logit_lens" 'logit_lens'
+        # methods are listed in load order (plugins by name): move down to logit_lens.run
+        n_before=$("$LOUPE" plugins 2>/dev/null | grep -oE '^  [a-z_]+\.[a-z_]+ ' | awk '$1 == "logit_lens.run" {print NR - 1; exit}')
+        for _ in $(seq 1 "${n_before:-0}"); do $T send-keys -t ui Down; done
         $T send-keys -t ui Enter r
         check "$term: running logit_lens.run fills the results" 'kl: tensor \[6, 4\] \(layer,pos\)' 30
         $T send-keys -t ui NPage NPage
