@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "glue.h"
+#include "plugin_util.h"
 
 LP_PLUGIN_EXPORT const uint32_t loupe_plugin_abi = LP_PLUGIN_ABI_VERSION;
 
@@ -144,25 +145,7 @@ int sae_for_model(lp_call *call, lp_model *m, const char *path, const char *hook
 /* ---- token text for tables ---- */
 void sae_token_text(lp_model *m, int32_t id, char *out, size_t cap)
 {
-    char raw[128];
-    int n = sae_host->token_bytes(m, id, raw, sizeof raw);
-    if (n < 0) {
-        snprintf(out, cap, "#%d", (int)id);
-        return;
-    }
-    if (n > (int)sizeof raw)
-        n = (int)sizeof raw;
-    size_t k = 0;
-    for (int i = 0; i < n && k + 5 < cap; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        if (c == '\n')
-            k += (size_t)snprintf(out + k, cap - k, "\\n");
-        else if (c < 0x20 || c == 0x7f)
-            k += (size_t)snprintf(out + k, cap - k, "\\x%02x", c);
-        else
-            out[k++] = (char)c;
-    }
-    out[k] = 0;
+    pu_token_text(sae_host, m, id, out, cap);
 }
 
 /* ---- corpus → contexts ---- */
