@@ -10,6 +10,15 @@ local toy, sae, ev = src .. "/models/toy", src .. "/plugins/sae/toy/resid2_topk2
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
 if not exists(toy .. "/config.json") then T.skip("models/toy is not here yet") end
 if not exists(sae .. "/cfg.json") then T.skip("no toy SAE: run plugins/sae/toy/train_toy_sae.sh") end
+do -- the SAE belongs to one set of toy weights
+  local f = io.open(sae .. "/model.sha256")
+  local want = f and f:read("l"); if f then f:close() end
+  local p = io.popen("sha256sum '" .. toy .. "/model.safetensors' 2>/dev/null")
+  local have = p and (p:read("l") or ""):match("^(%x+)"); if p then p:close() end
+  if want and have and want ~= have then
+    T.skip("models/toy has changed since the SAE was trained: re-run plugins/sae/toy/train_toy_sae.sh")
+  end
+end
 local m <close> = assert(loupe.load(toy))
 
 local info = loupe.call("sae.info", m, {sae = sae})

@@ -23,6 +23,8 @@ mkdir -p "$WORK"
 "$LOUPE" call sae.train toy store="$WORK/store" out="$OUT" arch=topk d_sae=1536 k=24 batch=4096 \
     steps=1500 lr=0.001 dead_tokens=500000 log_every=250 checkpoint_every=500 seed=42
 rm -rf "$OUT/checkpoint"   # 14 MB of optimiser state: not committed
+# which toy weights this SAE belongs to (the test skips when models/toy has changed)
+sha256sum models/toy/model.safetensors | cut -d' ' -f1 > "$OUT/model.sha256"
 # 3. evaluate on held-out text (the eval sets are not in the training corpus)
 for set in mood nesting; do
     "$LOUPE" call sae.evaluate toy sae="$OUT" corpus="$EVAL/$set.jsonl" contexts=64
