@@ -19,6 +19,14 @@ def main():
         if not os.path.exists(p):
             print(f"SKIP: {p} is not here")
             return 77
+    fp = os.path.join(sae_dir, "model.sha256")
+    if os.path.exists(fp):
+        import hashlib
+        with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
+            have = hashlib.sha256(f.read()).hexdigest()
+        if open(fp).read().split()[0] != have:
+            print("SKIP: the model has changed since the SAE was trained (re-run plugins/sae/toy/train_toy_sae.sh)")
+            return 77
     try:
         import numpy as np
         import torch
