@@ -237,5 +237,5 @@ fail:
 }
 
 const lp_method_desc sae_method_train =
-    SAE_DESC("train", "train a ReLU, TopK or JumpReLU sparse autoencoder on an activation store", train_help, train_params,
-             LP_CAP_TRAINS | LP_CAP_WRITES_FILES, train);
+    SAE_DESC("train", "train a ReLU, TopK or JumpReLU sparse autoencoder on an activation store", train_help,
+             train_params, LP_CAP_TRAINS | LP_CAP_WRITES_FILES, train);
