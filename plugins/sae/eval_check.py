@@ -1,4 +1,4 @@
-#!/ usr / bin / env python3
+#!/usr/bin/env python3
 """sae.evaluate against an independent PyTorch computation: the same contexts (JSONL texts
 tokenized without BOS, joined by BOS, cut into context_size-1 tokens with BOS prepended),
 a Hugging Face GPT-2 run with the SAE's reconstruction / zeros / the mean spliced into the
@@ -27,7 +27,10 @@ def main():
         if open(fp).read().split()[0] != have:
             print("SKIP: the model has changed since the SAE was trained (re-run plugins/sae/toy/train_toy_sae.sh)")
             return 77
-try : import numpy as np import torch from safetensors.numpy import load_file
+    try:
+        import numpy as np
+        import torch
+        from safetensors.numpy import load_file
         from transformers import AutoTokenizer, GPT2LMHeadModel
     except Exception as e:  # noqa: BLE001
         print(f"SKIP: {e}")
@@ -102,8 +105,7 @@ try : import numpy as np import torch from safetensors.numpy import load_file
         print(r.stderr)
         return 1
     j = json.loads(r.stdout)
-    lo = {
-    k: v.get("value") for k, v in j["results"].items()}
+    lo = {k: v.get("value") for k, v in j["results"].items()}
     bad = 0
     print(f"# {n} contexts of {T}, {hook}")
     for k, lk in (("clean", "ce_clean"), ("sae", "ce_sae"), ("zero", "ce_zero"), ("mean", "ce_mean"),
