@@ -144,7 +144,8 @@ void trainer_free(trainer *t)
         return;
     float *fl[] = {t->W_encT,   t->W_dec, t->b_enc, t->b_dec, t->mWe,  t->vWe, t->mWd, t->vWd,
                    t->mbe,      t->vbe,   t->mbd,   t->vbd,   t->gWe,  t->gWd, t->gbe, t->gbd,
-                   t->dec_norm, t->fsum,  t->xc,    t->g,     t->gaux, t->pre, t->dP,  t->sel_tmp};
+                   t->dec_norm, t->fsum,  t->xc,    t->g,     t->gaux, t->pre, t->dP,  t->sel_tmp,
+                   t->log_thr,  t->thr,   t->mlt,   t->vlt,   t->glt};
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
         free(fl[i]);
     free(t->touched), free(t->last_fired), free(t->fire_count), free(t->row_n), free(t->row_off);
