@@ -15,6 +15,9 @@ import sys
 def main():
     loupe, model_dir, sae_dir, data = sys.argv[1:5]
     nctx = int(sys.argv[5]) if len(sys.argv) > 5 else 32
+    if not os.path.exists(data):  # models/toy/eval/X or models/toy/data/eval/X
+        alt = data.replace(os.sep + "eval" + os.sep, os.sep + "data" + os.sep + "eval" + os.sep)
+        data = alt if os.path.exists(alt) else data
     for p in (os.path.join(model_dir, "config.json"), os.path.join(sae_dir, "cfg.json"), data):
         if not os.path.exists(p):
             print(f"SKIP: {p} is not here")

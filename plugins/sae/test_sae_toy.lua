@@ -6,8 +6,9 @@
 local src = assert(arg[1], "SRC_ROOT")
 local T = dofile(src .. "/tests/lua/check.lua")
 local check = T.check
-local toy, sae, ev = src .. "/models/toy", src .. "/plugins/sae/toy/resid2_topk24", src .. "/models/toy/data/eval"
+local toy, sae = src .. "/models/toy", src .. "/plugins/sae/toy/resid2_topk24"
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
+local ev = exists(toy .. "/eval/mood.jsonl") and toy .. "/eval" or toy .. "/data/eval" -- either layout
 if not exists(toy .. "/config.json") then T.skip("models/toy is not here yet") end
 if not exists(sae .. "/cfg.json") then T.skip("no toy SAE: run plugins/sae/toy/train_toy_sae.sh") end
 do -- the SAE belongs to one set of toy weights

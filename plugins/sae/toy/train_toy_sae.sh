@@ -10,7 +10,8 @@ WORK=${WORK:-build/sae_toy}
 OUT=${OUT:-plugins/sae/toy/resid2_topk24}
 PY=${PY:-/usr/bin/python3}
 CORPUS=models/toy/data/train.txt
-EVAL=models/toy/data/eval
+EVAL=models/toy/eval
+[ -f "$EVAL/mood.jsonl" ] || EVAL=models/toy/data/eval
 HOOK=blocks.2.hook_resid_pre
 if [ ! -f "$CORPUS" ]; then   # git-ignored; regenerated deterministically (~3 s)
     "$PY" tools/toy/gen_corpus.py
