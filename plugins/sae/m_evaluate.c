@@ -15,7 +15,7 @@ static const lp_param_desc eval_params[] = {
     {"corpus", LP_PARAM_STRING, "", "or on contexts cut from this corpus"},
     {"docs", LP_PARAM_STRING, "paragraphs", "corpus documents: paragraphs or lines"},
     {"skip_contexts", LP_PARAM_INT, "0", "corpus: skip this many contexts first (to hold out the training part)"},
-    {"contexts", LP_PARAM_INT, "64", "how many contexts (from the end of the store: held out when possible)"},
+    {"contexts", LP_PARAM_INT, "64", "how many contexts (a store gives its last ones: seen in training unless held out)"},
     {"context_size", LP_PARAM_INT, "0", "corpus contexts' length (0: the SAE's context_size or 128)"},
     {"batch", LP_PARAM_INT, "8", "contexts per forward pass"},
     {"exclude_bos", LP_PARAM_BOOL, "false", "leave position 0 (BOS) untouched and out of the statistics"},
