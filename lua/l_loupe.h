@@ -52,6 +52,7 @@ typedef struct lt_model {
     lp_model *m;       /* NULL once closed                                             */
     int alive;
     int busy;          /* inside run/generate: a hook may not re-enter the model       */
+    int borrowed;      /* lent by the embedding program (the UI): never freed here     */
 } lt_model;
 
 typedef struct lt_cache {
@@ -78,6 +79,9 @@ void lt_shape_str(const lp_tensor *t, char *buf, size_t cap);
 /* ---- models, caches (l_model.c, l_cache.c) ---- */
 void lt_model_register(lua_State *L, int module_idx);
 lt_model *lt_model_check(lua_State *L, int idx); /* open Model or raise */
+/* Push a Model userdata for a model owned by the caller (the UI's console): close and __gc
+ * leave it alone; the caller keeps it alive as long as the state. */
+lt_model *lt_model_push_borrowed(lua_State *L, lp_model *m);
 void lt_cache_register(lua_State *L, int module_idx);
 /* Push a new Cache userdata owning c. */
 lt_cache *lt_cache_push(lua_State *L, lp_cache *c);
@@ -85,6 +89,9 @@ lt_cache *lt_cache_push(lua_State *L, lp_cache *c);
 /* ---- plugins, utilities (l_plugins.c, l_util.c) ---- */
 void lt_plugins_register(lua_State *L, int module_idx);
 void lt_util_register(lua_State *L, int module_idx);
+/* Make loupe.plugins use a registry owned by the caller (not freed by the state) instead of
+ * loading the default one on first use. Call before any plugin function runs. */
+void lt_plugins_use_registry(lua_State *L, lp_registry *r);
 
 /* ---- shared helpers (loupe_lua.c) ---- */
 /* Lua-owned scratch memory: a userdata of `bytes` bytes pushed on the stack (collected
@@ -106,7 +113,9 @@ lua_Number lt_opt_num(lua_State *L, int idx, const char *key, lua_Number def);
 int lt_opt_bool(lua_State *L, int idx, const char *key, int def);
 /* Set by 'loupe run' on SIGINT; polled by long operations. */
 extern volatile int lt_interrupted;
-/* Whether stderr gets colour / a progress bar. */
+/* Whether stderr gets colour / a progress bar (never while lt_no_tty is set: the UI owns
+ * the terminal). */
+extern int lt_no_tty;
 int lt_stderr_tty(void);
 /* Method-table helper: a metatable `tname` with __index = methods table. */
 void lt_new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods);

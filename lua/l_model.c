@@ -37,6 +37,7 @@ static int l_load(lua_State *L)
     mo->m = NULL;
     mo->alive = 0;
     mo->busy = 0;
+    mo->borrowed = 0;
     luaL_setmetatable(L, LT_MODEL);
     lp_error err = {0};
     lp_model *m;
@@ -50,11 +51,24 @@ static int l_load(lua_State *L)
     return 1;
 }
 
+lt_model *lt_model_push_borrowed(lua_State *L, lp_model *m)
+{
+    lt_model *mo = lua_newuserdatauv(L, sizeof *mo, 1);
+    mo->m = m;
+    mo->alive = 1;
+    mo->busy = 0;
+    mo->borrowed = 1;
+    luaL_setmetatable(L, LT_MODEL);
+    return mo;
+}
+
 static int l_model_close(lua_State *L)
 {
     lt_model *mo = luaL_checkudata(L, 1, LT_MODEL);
     if (mo->busy)
         return luaL_error(L, "cannot close a model while it is running (called from a hook?)");
+    if (mo->borrowed)
+        return luaL_error(L, "this model belongs to the UI and cannot be closed from Lua");
     if (mo->m) {
         lp_model_free(mo->m);
         mo->m = NULL;
@@ -66,7 +80,7 @@ static int l_model_close(lua_State *L)
 static int l_model_gc(lua_State *L)
 {
     lt_model *mo = luaL_checkudata(L, 1, LT_MODEL);
-    if (mo->m && !mo->busy) {
+    if (mo->m && !mo->busy && !mo->borrowed) {
         lp_model_free(mo->m);
         mo->m = NULL;
     }
@@ -398,6 +412,7 @@ static int l_model_decode(lua_State *L)
 {
     lt_model *mo = lt_model_check(L, 1);
     lp_tokenizer *tok = need_tok(L, mo);
+    lua_settop(L, 3); /* any_ids pushes scratch memory: keep slot 3 for the options */
     int n;
     int32_t *ids = any_ids(L, mo, 2, &n);
     static const char *const allowed[] = {"skip_special", NULL};

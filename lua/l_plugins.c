@@ -15,12 +15,13 @@
 
 typedef struct lt_registry {
     lp_registry *r;
+    int borrowed; /* owned by the embedding program (lt_plugins_use_registry) */
 } lt_registry;
 
 static int registry_gc(lua_State *L)
 {
     lt_registry *lr = luaL_checkudata(L, 1, LT_REGISTRY);
-    if (lr->r) {
+    if (lr->r && !lr->borrowed) {
         lp_registry_free(lr->r);
         lr->r = NULL;
     }
@@ -37,6 +38,7 @@ static lp_registry *get_registry(lua_State *L)
     lua_pop(L, 1);
     lt_registry *lr = lua_newuserdatauv(L, sizeof *lr, 0);
     lr->r = NULL;
+    lr->borrowed = 0;
     luaL_setmetatable(L, LT_REGISTRY);
     lr->r = lp_registry_new();
     if (!lr->r)
@@ -46,6 +48,15 @@ static lp_registry *get_registry(lua_State *L)
         fprintf(stderr, "loupe: warning: %s\n", lp_registry_diagnostic(lr->r, i));
     lua_setfield(L, LUA_REGISTRYINDEX, LT_REGISTRY ".instance");
     return lr->r;
+}
+
+void lt_plugins_use_registry(lua_State *L, lp_registry *r)
+{
+    lt_registry *lr = lua_newuserdatauv(L, sizeof *lr, 0);
+    lr->r = r;
+    lr->borrowed = 1;
+    luaL_setmetatable(L, LT_REGISTRY);
+    lua_setfield(L, LUA_REGISTRYINDEX, LT_REGISTRY ".instance");
 }
 
 static void method_list(lua_State *L, lp_registry *r)

@@ -8,10 +8,11 @@
 #include "l_loupe.h"
 
 volatile int lt_interrupted;
+int lt_no_tty;
 
 int lt_stderr_tty(void)
 {
-    return isatty(fileno(stderr));
+    return !lt_no_tty && isatty(fileno(stderr));
 }
 
 void *lt_scratch(lua_State *L, size_t bytes)

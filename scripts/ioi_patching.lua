@@ -4,8 +4,8 @@
 -- usage: loupe run scripts/ioi_patching.lua [MODEL] [OUT.csv]
 local model = arg[1] or "toy"
 local m <close> = assert(loupe.load(model))
-local clean = "When Mary and John went to the store, John gave a drink to"
-local corrupt = "When Mary and John went to the store, Mary gave a drink to"
+local clean = "When John and Mary went to the store, John gave a drink to"
+local corrupt = "When John and Mary went to the store, Mary gave a drink to"
 local io_id, s_id = m:to_single_token(" Mary"), m:to_single_token(" John")
 local clean_ids, corrupt_ids = m:tokenize(clean), m:tokenize(corrupt)
 assert(#clean_ids == #corrupt_ids, "the two prompts must have the same length")

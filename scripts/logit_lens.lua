@@ -1,7 +1,7 @@
 -- Logit lens: what each layer's residual stream would predict, through the logit_lens plugin.
 -- usage: loupe run scripts/logit_lens.lua [MODEL] [PROMPT] [OUT.csv]
 local model = arg[1] or "toy"
-local prompt = arg[2] or "When Mary and John went to the store, John gave a drink to"
+local prompt = arg[2] or "When John and Mary went to the store, John gave a drink to"
 local m <close> = assert(loupe.load(model))
 local r = loupe.plugins.logit_lens.run(m, {prompt = prompt, k = 3, positions = "-1"})
 print(string.format("%s — logit lens at the last position of %q", m.cfg.name, prompt))

@@ -35,21 +35,28 @@ int ui_sel_pos(const ui_app *app)
     return app->sel_pos;
 }
 
+/* What the forward pass keeps: every block's residual stream (the lens) and, only while
+ * the attention view is shown, every pattern: hooking the patterns makes the engine
+ * materialise them instead of running its fused attention. */
+static int set_filter(ui_app *app, lp_error *err)
+{
+    ui_analysis *an = &app->an;
+    char last[64];
+    snprintf(last, sizeof last, "blocks.%d.hook_resid_post", app->cfg->n_layers - 1);
+    const char *pats[] = {"blocks.*.hook_resid_pre", last, "blocks.*.attn.hook_pattern"};
+    an->with_patterns = app->view == VIEW_ATTN;
+    return lp_cache_set_filter(an->cache, pats, an->with_patterns ? 3 : 2, err);
+}
+
 static int setup_cache(ui_app *app, lp_error *err)
 {
     ui_analysis *an = &app->an;
     if (an->cache)
-        return 0;
+        return set_filter(app, err);
     int L = app->cfg->n_layers;
-    char last[64];
-    snprintf(last, sizeof last, "blocks.%d.hook_resid_post", L - 1);
-    const char *pats[] = {"blocks.*.hook_resid_pre", last, "blocks.*.attn.hook_pattern"};
     an->cache = lp_cache_new();
     if (!an->cache)
         return lp_error_set(err, LP_ENOMEM, "out of memory");
-    int rc = lp_cache_set_filter(an->cache, pats, 3, err);
-    if (rc)
-        return rc;
     an->resid_idx = malloc(sizeof(int) * (size_t)(L + 1));
     an->pat_idx = malloc(sizeof(int) * (size_t)L);
     size_t dm = (size_t)app->cfg->d_model, dv = (size_t)app->cfg->d_vocab;
@@ -59,7 +66,7 @@ static int setup_cache(ui_app *app, lp_error *err)
     an->scratch_rows = L + 1;
     if (!an->resid_idx || !an->pat_idx || !an->scratch_x || !an->scratch_n || !an->scratch_logits)
         return lp_error_set(err, LP_ENOMEM, "out of memory");
-    return 0;
+    return set_filter(app, err);
 }
 
 int ui_analyse(ui_app *app)
@@ -223,63 +230,112 @@ static void topk_row(const float *logits, int V, int32_t target, ui_lens_cell *c
     c->done = 1;
 }
 
-int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only)
+/* Compute the given (layer, pos) cells in one batch: W_U is streamed once. */
+static int compute_cells(ui_app *app, const int *cell_l, const int *cell_p, int rows)
 {
     ui_analysis *an = &app->an;
-    int L = app->cfg->n_layers;
-    if (!an->lens || pos0 < 0 || pos1 > an->n || pos0 >= pos1)
+    if (rows <= 0)
+        return 0;
+    if (ui_model_busy(app))
         return -1;
-    /* every missing (layer, pos) cell of the range in one batch: W_U is streamed once */
-    int max_rows = (L + 1) * (pos1 - pos0), rows = 0;
-    int *cell_l = malloc(sizeof(int) * (size_t)max_rows), *cell_p = malloc(sizeof(int) * (size_t)max_rows);
-    if (!cell_l || !cell_p) {
-        free(cell_l);
-        free(cell_p);
-        return -1;
-    }
-    for (int pos = pos0; pos < pos1; pos++)
-        for (int l = final_only ? L : 0; l <= L; l++)
-            if (!ui_lens_at(app, l, pos)->done) {
-                cell_l[rows] = l;
-                cell_p[rows++] = pos;
-            }
-    int rc = 0;
-    if (rows > 0 && ui_model_busy(app))
-        rc = -1;
     int dm = app->cfg->d_model, V = app->cfg->d_vocab;
-    if (rows > 0 && rc == 0 && rows > an->scratch_rows) {
+    if (rows > an->scratch_rows) {
         float *x = realloc(an->scratch_x, sizeof(float) * (size_t)dm * rows);
         if (x) an->scratch_x = x;
         float *nn = realloc(an->scratch_n, sizeof(float) * (size_t)dm * rows);
         if (nn) an->scratch_n = nn;
         float *lg = realloc(an->scratch_logits, sizeof(float) * (size_t)V * rows);
         if (lg) an->scratch_logits = lg;
-        if (x && nn && lg)
-            an->scratch_rows = rows;
-        else
-            rc = -1;
+        if (!x || !nn || !lg)
+            return -1;
+        an->scratch_rows = rows;
     }
-    for (int r = 0; r < rows && rc == 0; r++) {
+    for (int r = 0; r < rows; r++) {
         int idx = an->resid_idx[cell_l[r]];
-        if (idx < 0) {
-            rc = -1;
-            break;
-        }
+        if (idx < 0)
+            return -1;
         lp_tensor t = lp_cache_entry(an->cache, idx);
         lp_tensor row = lp_tensor_select(&t, 0, 0);
         row = lp_tensor_select(&row, 0, cell_p[r]);
         lp_tensor_to_f32(&row, an->scratch_x + (size_t)r * dm);
     }
-    if (rows > 0 && rc == 0) {
-        if (lp_model_ln_final(app->model, an->scratch_x, rows, an->scratch_n, NULL) ||
-            lp_model_unembed(app->model, an->scratch_n, rows, an->scratch_logits))
-            rc = -1;
-        for (int r = 0; r < rows && rc == 0; r++)
-            topk_row(an->scratch_logits + (size_t)r * V, V, an->target, ui_lens_at(app, cell_l[r], cell_p[r]));
+    if (lp_model_ln_final(app->model, an->scratch_x, rows, an->scratch_n, NULL) ||
+        lp_model_unembed(app->model, an->scratch_n, rows, an->scratch_logits))
+        return -1;
+    for (int r = 0; r < rows; r++)
+        topk_row(an->scratch_logits + (size_t)r * V, V, an->target, ui_lens_at(app, cell_l[r], cell_p[r]));
+    return 0;
+}
+
+int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only)
+{
+    ui_analysis *an = &app->an;
+    int L = app->cfg->n_layers;
+    if (!an->lens || pos0 < 0 || pos1 > an->n || pos0 >= pos1)
+        return -1;
+    int max_rows = (L + 1) * (pos1 - pos0), rows = 0;
+    int *cell_l = malloc(sizeof(int) * (size_t)max_rows), *cell_p = malloc(sizeof(int) * (size_t)max_rows);
+    int rc = -1;
+    if (cell_l && cell_p) {
+        for (int pos = pos0; pos < pos1; pos++)
+            for (int l = final_only ? L : 0; l <= L; l++)
+                if (!ui_lens_at(app, l, pos)->done) {
+                    cell_l[rows] = l;
+                    cell_p[rows++] = pos;
+                }
+        rc = compute_cells(app, cell_l, cell_p, rows);
     }
     free(cell_l);
     free(cell_p);
     return rc;
+}
+
+int ui_lens_ensure_cells(ui_app *app, int pos0, int pos1, int l0, int l1, int cur_l, int cur_p, int budget)
+{
+    ui_analysis *an = &app->an;
+    int L = app->cfg->n_layers;
+    if (l0 < 0) l0 = 0;
+    if (l1 > L) l1 = L;
+    if (!an->lens || pos0 < 0 || pos1 > an->n || pos0 >= pos1 || l0 > l1)
+        return -1;
+    int max_rows = (l1 - l0 + 2) * (pos1 - pos0) + 2, rows = 0, missing = 0;
+    int *cell_l = malloc(sizeof(int) * (size_t)max_rows), *cell_p = malloc(sizeof(int) * (size_t)max_rows);
+    if (!cell_l || !cell_p) {
+        free(cell_l);
+        free(cell_p);
+        return -1;
+    }
+    /* in order of need: the cursor's cell (its top-k is shown), the output row, then the
+     * layers from the top down; up to budget cells now, the rest on later frames */
+#define WANT(L_, P_)                                                                             \
+    do {                                                                                         \
+        ui_lens_cell *c_ = ui_lens_at(app, (L_), (P_));                                          \
+        if (c_ && !c_->done && !c_->done_pending) {                                              \
+            c_->done_pending = 1;                                                                \
+            if (rows < budget) {                                                                 \
+                cell_l[rows] = (L_);                                                             \
+                cell_p[rows++] = (P_);                                                           \
+            } else {                                                                             \
+                missing++;                                                                       \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+    if (cur_p >= 0 && cur_l >= 0)
+        WANT(cur_l, cur_p);
+    for (int l = l1; l >= l0; l--)
+        for (int pos = pos0; pos < pos1; pos++)
+            WANT(l, pos);
+#undef WANT
+    /* clear the marks (they only avoid listing a cell twice) */
+    for (int l = l0; l <= l1; l++)
+        for (int pos = pos0; pos < pos1; pos++)
+            ui_lens_at(app, l, pos)->done_pending = 0;
+    if (cur_p >= 0 && cur_l >= 0 && ui_lens_at(app, cur_l, cur_p))
+        ui_lens_at(app, cur_l, cur_p)->done_pending = 0;
+    int rc = compute_cells(app, cell_l, cell_p, rows);
+    free(cell_l);
+    free(cell_p);
+    return rc ? -1 : missing;
 }
 
 int ui_lens_ensure(ui_app *app, int pos, int final_only)
@@ -290,6 +346,10 @@ int ui_lens_ensure(ui_app *app, int pos, int final_only)
 const float *ui_pattern(ui_app *app, int layer)
 {
     ui_analysis *an = &app->an;
+    if (an->n > 0 && !an->with_patterns && !an->error[0]) {
+        app->dirty = 1; /* analysed again, keeping the patterns, before the next frame */
+        return NULL;
+    }
     if (an->n <= 0 || layer < 0 || layer >= app->cfg->n_layers || an->pat_idx[layer] < 0)
         return NULL;
     lp_tensor t = lp_cache_entry(an->cache, an->pat_idx[layer]);

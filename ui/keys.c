@@ -95,6 +95,17 @@ const ui_key ui_keys[] = {
     {KEY_NPAGE, CTX_PLUGINS, ACT_PGDN, "PgDn PgUp", "scroll the results"},
     {KEY_PPAGE, CTX_PLUGINS, ACT_PGUP, NULL, NULL},
 
+    /* the Lua console: the input line always has the keys (documentation only: the panel
+     * reads them raw); F2-F7, Tab, F1 and F10 stay global */
+    {'\r', CTX_CONSOLE, ACT_NONE, "Enter", "run the line; an unfinished chunk continues (>>)"},
+    {KEY_UP, CTX_CONSOLE, ACT_NONE, "↑ ↓", "history (this session and earlier ones)"},
+    {KEY_PPAGE, CTX_CONSOLE, ACT_NONE, "PgUp PgDn", "scroll the output"},
+    {27, CTX_CONSOLE, ACT_NONE, "Esc C-c", "interrupt the running command"},
+    {0, CTX_CONSOLE, ACT_NONE, "Esc", "idle: drop unfinished input / clear the line"},
+    {CTRL('l'), CTX_CONSOLE, ACT_NONE, "C-l", "clear the output"},
+    {0, CTX_CONSOLE, ACT_NONE, ":run F [A]", "run script F with arguments A (:help, :clear)"},
+    {0, CTX_CONSOLE, ACT_NONE, "F2 … F7", "other views (digits and q are text here)"},
+
     /* while typing in a text field */
     {KEY_LEFT, CTX_EDIT, ACT_NONE, "← → Home End", "move in the text"},
     {KEY_BACKSPACE, CTX_EDIT, ACT_NONE, "Bksp Del", "delete"},

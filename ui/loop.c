@@ -2,7 +2,8 @@
  *
  * One loop: draw, then wait for a key with a timeout; on a timeout (ERR) poll the worker,
  * on KEY_RESIZE relayout. Plugin calls run on one worker pthread with lp_call's progress
- * callback, which reports progress and returns the cancel flag (Esc). The model is not
+ * callback, which reports progress and returns the cancel flag (Esc); Lua console commands
+ * run there too as function jobs, stopped by their cancel function. The model is not
  * thread-safe, so while a job runs the UI does not touch the model: a changed prompt
  * stays "dirty" and is analysed as soon as the job is delivered. */
 #include <signal.h>
@@ -40,7 +41,7 @@ static void *worker_main(void *arg)
 {
     ui_worker *w = arg;
     lp_error_clear(&w->err);
-    int rc = lp_call_run(w->call, &w->err);
+    int rc = w->fn ? w->fn(w->user, &w->err) : lp_call_run(w->call, &w->err);
     pthread_mutex_lock(&w->mu);
     w->rc = rc;
     w->finished = 1;
@@ -56,6 +57,9 @@ int ui_worker_start(ui_app *app, lp_call *call, const char *label, ui_job_done_f
         return -1;
     }
     w->call = call;
+    w->fn = NULL;
+    w->cancel_fn = NULL;
+    w->quiet = 0;
     w->on_done = done;
     w->user = user;
     w->cancel = 0;
@@ -66,6 +70,38 @@ int ui_worker_start(ui_app *app, lp_call *call, const char *label, ui_job_done_f
     w->started = ui_now_ms();
     snprintf(w->label, sizeof w->label, "%s", label);
     lp_call_set_progress(call, progress_cb, w);
+    if (pthread_create(&w->thread, NULL, worker_main, w)) {
+        ui_set_msg(app, 1, "cannot start a worker thread");
+        return -1;
+    }
+    w->running = 1;
+    return 0;
+}
+
+static ui_worker *sigint_worker; /* the app whose function job Ctrl-C interrupts */
+
+int ui_worker_start_fn(ui_app *app, ui_job_fn fn, ui_job_cancel_fn cancel, const char *label, int quiet,
+                       ui_job_done_fn done, void *user)
+{
+    ui_worker *w = &app->worker;
+    if (w->running) {
+        ui_set_msg(app, 1, "busy: %s is still running (Esc cancels it)", w->label);
+        return -1;
+    }
+    w->call = NULL;
+    w->fn = fn;
+    w->cancel_fn = cancel;
+    w->quiet = quiet;
+    w->on_done = done;
+    w->user = user;
+    w->cancel = 0;
+    w->finished = 0;
+    w->done = 0;
+    w->total = 0;
+    w->what[0] = 0;
+    w->started = ui_now_ms();
+    snprintf(w->label, sizeof w->label, "%s", label);
+    sigint_worker = w;
     if (pthread_create(&w->thread, NULL, worker_main, w)) {
         ui_set_msg(app, 1, "cannot start a worker thread");
         return -1;
@@ -87,7 +123,9 @@ void ui_worker_poll(ui_app *app)
     pthread_join(w->thread, NULL);
     w->running = 0;
     double ms = ui_now_ms() - w->started;
-    if (w->rc == LP_ECANCELLED)
+    if (w->quiet)
+        ;
+    else if (w->rc == LP_ECANCELLED)
         ui_set_msg(app, 0, "%s cancelled", w->label);
     else if (w->rc)
         ui_set_msg(app, 1, "%s: %s", w->label, w->err.msg[0] ? w->err.msg : lp_strerror(w->rc));
@@ -103,6 +141,8 @@ void ui_worker_cancel(ui_app *app)
     pthread_mutex_lock(&w->mu);
     w->cancel = 1;
     pthread_mutex_unlock(&w->mu);
+    if (w->fn && w->cancel_fn)
+        w->cancel_fn(w->user);
 }
 
 void ui_worker_wait(ui_app *app)
@@ -187,6 +227,21 @@ static void restore_atexit(void)
     ui_screen_end();
 }
 
+/* Ctrl-C while a function job (a Lua command) runs interrupts the job, as in lua.c;
+ * otherwise it ends the UI like the other signals. */
+static void on_sigint(int sig)
+{
+    ui_worker *w = sigint_worker;
+    if (w && w->running && !w->finished && w->fn && w->cancel_fn) {
+        w->cancel = 1;
+        w->cancel_fn(w->user); /* async-signal-safe: sets flags only */
+        return;
+    }
+    ui_screen_end();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void on_signal(int sig)
 {
     ui_screen_end();
@@ -201,9 +256,9 @@ static void install_handlers(void)
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
+        sa.sa_handler = sigs[i] == SIGINT ? on_sigint : on_signal;
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESETHAND;
+        sa.sa_flags = sigs[i] == SIGINT ? SA_RESTART : SA_RESETHAND;
         sigaction(sigs[i], &sa, NULL);
     }
 }
@@ -228,12 +283,13 @@ int ui_run_loop(ui_app *app)
             ui_analyse(app);
         if (cv.w != COLS || cv.h != LINES)
             ui_canvas_resize(&cv, COLS, LINES);
+        app->an.lens_more = 0;
         ui_render(app, &cv);
         erase();
         ui_screen_blit(&cv);
         wnoutrefresh(stdscr);
         doupdate();
-        timeout(app->worker.running ? 100 : 1000);
+        timeout(app->worker.running ? 50 : app->an.lens_more ? 0 : 1000); /* 0: more lens cells to draw */
         wint_t c;
         int r = get_wch(&c);
         if (r == ERR) {
@@ -259,6 +315,16 @@ int ui_run_loop(ui_app *app)
             r = get_wch(&c);
             if (r == ERR)
                 break;
+        }
+        /* a short job (most Lua console lines) is shown done on the next frame */
+        for (int i = 0; i < 20 && app->worker.running; i++) {
+            pthread_mutex_lock(&app->worker.mu);
+            int fin = app->worker.finished;
+            pthread_mutex_unlock(&app->worker.mu);
+            if (fin)
+                break;
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
         }
         ui_worker_poll(app);
     }

@@ -241,7 +241,10 @@ static void draw(ui_app *app, ui_panel *p, ui_canvas *cv, ui_rect r)
     ui_rect in = cv_box(cv, hr, title, 1);
     const float *pat = ui_pattern(app, s->layer);
     if (app->an.error[0] || app->an.n == 0 || !pat)
-        cv_text(cv, in.x, in.y, in.w, app->an.error[0] ? app->an.error : "type a prompt in the prompt view (1)",
+        cv_text(cv, in.x, in.y, in.w,
+                app->an.error[0] ? app->an.error
+                : app->an.n && app->dirty ? "…"
+                                          : "type a prompt in the prompt view (1)",
                 app->an.error[0] ? C_ERROR : C_DIM, 0);
     else if (s->head < 0)
         draw_all(app, s, cv, in, pat);

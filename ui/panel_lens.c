@@ -1,8 +1,9 @@
 /* loupe UI — the logit lens view: a layers × positions grid, each cell coloured by the
  * probability of its top token (labelled with it), or of a chosen target token (labelled
  * with its rank and probability). The cursor's cell shows its top-k beside or below.
- * Only the columns on screen are computed (analysis.c keeps them until the prompt
- * changes), which keeps a keystroke cheap on large vocabularies. */
+ * Only the cells on screen are computed (analysis.c keeps them until the prompt
+ * changes), at most UI_LENS_BUDGET per frame, which keeps a keystroke cheap on large
+ * vocabularies. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,12 @@ static void draw(ui_app *app, ui_panel *p, ui_canvas *cv, ui_rect r)
         cv_text(cv, in.x + lw + c * cw, in.y, cw - 1, lab, sel ? C_SEL : C_TITLE, sel ? A_BOLD_ : 0);
     }
     int last = s->col0 + ncols < an->n ? s->col0 + ncols : an->n;
-    ui_lens_ensure_range(app, s->col0, last, 0);
+    /* only the cells on screen, a budget per frame: a keystroke shows the output row and
+     * the cursor's cell at once (one small batch), the rest fills in over the next frames */
+    int lrow = s->row0 + nrows - 1 < L ? s->row0 + nrows - 1 : L;
+    ui_lens_cell *first = ui_lens_at(app, cl, cp);
+    int budget = first && !first->done ? last - s->col0 + 1 : UI_LENS_BUDGET; /* a fresh prompt: the output row */
+    an->lens_more = ui_lens_ensure_cells(app, s->col0, last, s->row0, lrow, cl, cp, budget) > 0;
     for (int rr = 0; rr < nrows && s->row0 + rr <= L; rr++) {
         int l = s->row0 + rr, y = in.y + 1 + rr;
         char ln[16];

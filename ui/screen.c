@@ -397,7 +397,8 @@ static void draw_status(ui_app *app, ui_canvas *cv)
         cv_text(cv, x, y, cv->w - x, app->msg, app->msg_error ? C_ERROR : C_STATUS, app->msg_error ? A_BOLD_ : 0);
         return;
     }
-    const char *hint = app->panels[app->view].editing && app->panels[app->view].editing(app, &app->panels[app->view])
+    const char *hint = app->view == VIEW_CONSOLE ? "Enter run · F1 help · F10 quit"
+                       : app->panels[app->view].editing && app->panels[app->view].editing(app, &app->panels[app->view])
                            ? "typing · Esc stop · F1 help"
                            : "? help · q quit";
     int hw = ui_text_width(hint), hx = cv->w - hw - 1 > x ? cv->w - hw - 1 : x;
@@ -444,6 +445,28 @@ static void draw_help(ui_app *app, ui_canvas *cv)
             cv_text(cv, in.x + 16, y, in.w - 17, k->help, C_NORMAL, 0);
             y++;
         }
+    }
+}
+
+void ui_render_full(ui_app *app, ui_canvas *cv)
+{
+    for (int i = 0; i < 1000; i++) {
+        app->an.lens_more = 0;
+        int was_dirty = app->dirty;
+        ui_render(app, cv);
+        if (!was_dirty && app->dirty && !ui_model_busy(app) && app->an.n > 0) {
+            /* the view wants more of the forward pass (the attention patterns): again */
+            int n = app->an.n;
+            int32_t *ids = malloc(sizeof *ids * (size_t)n);
+            if (!ids)
+                break;
+            memcpy(ids, app->an.ids, sizeof *ids * (size_t)n);
+            ui_analyse_ids(app, ids, n, 0);
+            free(ids);
+            continue;
+        }
+        if (!app->an.lens_more || ui_model_busy(app))
+            break;
     }
 }
 

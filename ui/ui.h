@@ -133,6 +133,7 @@ void ui_edit_draw(const ui_edit *e, ui_canvas *cv, int x, int y, int w, int acti
 
 typedef struct ui_lens_cell {
     int done;
+    int done_pending; /* scratch mark of ui_lens_ensure_cells */
     int32_t top[UI_TOPK];
     float prob[UI_TOPK];
     float target_prob;
@@ -153,11 +154,19 @@ typedef struct ui_analysis {
     char error[512];
     double forward_ms, analyse_ms;
     unsigned generation; /* incremented by each analysis */
+    int lens_more;       /* lens cells on screen still to compute (next frame) */
+    int with_patterns;   /* the last analysis kept the attention patterns */
 } ui_analysis;
 
-/* ---- the worker (loop.c): plugin calls off the UI thread ---- */
+/* ---- the worker (loop.c): plugin calls and Lua commands off the UI thread ---- */
 typedef struct ui_app ui_app;
+/* call: the plugin call, or NULL for a function job (ui_worker_start_fn) */
 typedef void (*ui_job_done_fn)(ui_app *app, lp_call *call, int rc, const char *err, void *user);
+/* A function job: runs on the worker thread; returns 0, LP_ECANCELLED or an error code. */
+typedef int (*ui_job_fn)(void *user, lp_error *err);
+/* Called on the UI thread (or from the SIGINT handler: async-signal-safe only) to ask a
+ * function job to stop. */
+typedef void (*ui_job_cancel_fn)(void *user);
 
 typedef struct ui_worker {
     pthread_t thread;
@@ -168,6 +177,9 @@ typedef struct ui_worker {
     double done, total;
     char what[128];
     lp_call *call;
+    ui_job_fn fn;                /* set instead of call for a function job        */
+    ui_job_cancel_fn cancel_fn;  /* how a function job is asked to stop           */
+    int quiet;                   /* no "done in N ms" message (the job reports)   */
     int rc;
     lp_error err;
     ui_job_done_fn on_done;
@@ -232,8 +244,15 @@ int ui_sel_pos(const ui_app *app);      /* the selected position, resolved */
  * one). Returns 0, or -1 when the model is busy or there is nothing to compute. */
 int ui_lens_ensure(ui_app *app, int pos, int final_only);
 int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only); /* [pos0, pos1), one batch */
+/* The cells of positions [pos0, pos1) × layers [l0, l1] (what is on screen), the cell
+ * (cur_l, cur_p) first, then the output row, then the layers downwards: at most budget
+ * cells in one batch. Returns how many are still missing (drawn as "…"; the loop draws
+ * again at once while any are), or -1. */
+int ui_lens_ensure_cells(ui_app *app, int pos0, int pos1, int l0, int l1, int cur_l, int cur_p, int budget);
+#define UI_LENS_BUDGET 64
 ui_lens_cell *ui_lens_at(ui_app *app, int layer, int pos);
-/* blocks.L.attn.hook_pattern row data: [n_heads, n, n] of layer L, or NULL. */
+/* blocks.L.attn.hook_pattern row data: [n_heads, n, n] of layer L, or NULL (also when the
+ * last analysis did not keep the patterns: then the prompt is marked for analysis again). */
 const float *ui_pattern(ui_app *app, int layer);
 void ui_set_target(ui_app *app, int32_t id);
 /* Token text for display (escaped), into out. */
@@ -242,6 +261,9 @@ int ui_model_busy(const ui_app *app);
 
 /* loop.c */
 int ui_worker_start(ui_app *app, lp_call *call, const char *label, ui_job_done_fn done, void *user);
+/* Run fn(user) on the worker (the model is busy meanwhile); Esc / Ctrl-C call cancel(user). */
+int ui_worker_start_fn(ui_app *app, ui_job_fn fn, ui_job_cancel_fn cancel, const char *label, int quiet,
+                       ui_job_done_fn done, void *user);
 void ui_worker_poll(ui_app *app); /* delivers a finished job */
 void ui_worker_cancel(ui_app *app);
 void ui_worker_wait(ui_app *app); /* blocks until the job is finished and delivered */
@@ -252,6 +274,8 @@ int ui_handle_key(ui_app *app, int key, const wchar_t *wch);
 
 /* screen.c */
 void ui_render(ui_app *app, ui_canvas *cv); /* the whole screen into the canvas */
+/* Render until nothing on screen is left to compute (captures, tests, the bench). */
+void ui_render_full(ui_app *app, ui_canvas *cv);
 int ui_screen_init(int *mono);             /* ncurses on; colours        */
 void ui_screen_end(void);                  /* idempotent                 */
 void ui_screen_blit(const ui_canvas *cv);  /* the canvas onto the terminal */

@@ -15,7 +15,8 @@ static const char help[] =
     "\n"
     "The terminal workbench: prompt and tokens with next-token predictions, logit lens,\n"
     "attention patterns and head scores, attribution / patching, every plugin method, and\n"
-    "(later) a Lua console. Press ? inside for the keys of the current view, q to quit.\n"
+    "a Lua console bound to the model. Press ? inside for the keys of the current view\n"
+    "(F1 in the console), q or F10 to quit.\n"
     "MODEL defaults to the bundled '" DEFAULT_MODEL "' model.\n"
     "\n"
     "  --prompt TEXT      start with this prompt\n"
@@ -76,7 +77,7 @@ int cmd_ui(int argc, char **argv)
         ui_canvas cv = {0};
         ui_canvas_resize(&cv, w, h);
         cv.mono = 1;
-        ui_render(app, &cv);
+        ui_render_full(app, &cv);
         char *s = cv_dump(&cv);
         /* the status bar's live figures (time, memory) vary: captures are for reading */
         fputs(s ? s : "", stdout);

@@ -673,7 +673,11 @@ static int block(fwd *f, int L, buf x, buf *out)
         linear_par(f->m->pool, &w->mlp_in, m_in.p, D, pre.p, F, BT);
         if ((rc = fire(f, LP_HOOK_MLP_PRE, L, pre.p)))
             return rc;
-        if ((rc = act(f, LP_HOOK_MLP_POST, L, &post)))
+        /* The activation may overwrite hook_pre in place once its hooks have run, unless the
+         * cache keeps hook_pre or wants hook_post in its own storage. */
+        if (!pre.cached && !(*want_at(f, LP_HOOK_MLP_POST, L) & W_CACHE))
+            post = pre;
+        else if ((rc = act(f, LP_HOOK_MLP_POST, L, &post)))
             return rc;
         activation(f, c->act, pre.p, NULL, post.p, nF);
     }

@@ -1,6 +1,6 @@
 /* Known-answer tests of the method plugins on the bundled toy model (models/toy), whose
  * MODEL_CARD.md names its planted induction and previous-token heads and whose
- * eval/ioi.jsonl holds IOI prompts ({"prompt", "io", "s"}):
+ * data/eval/ioi.jsonl holds IOI prompts ({"prompt", "io", "s"}):
  *  - attention.head_scores ranks the card's induction head and previous-token head first;
  *  - patching.run what=heads on an IOI pair: the top 3 heads, resampled together from the
  *    clean prompt into the corrupted one (patching.ablate mode=resample), restore most
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
     lp_call_free(c);
 
     /* 2. IOI: patch heads on a clean/corrupted pair (IO name replaced by a third name) */
-    snprintf(path, sizeof path, "%s/eval/ioi.jsonl", dir);
+    snprintf(path, sizeof path, "%s/data/eval/ioi.jsonl", dir);
     char *ioi = slurp_file(path);
     if (!check(ioi != NULL, "read %s", path)) {
         lp_model_free(m);

@@ -1,6 +1,6 @@
 /* Measures what the bundled toy model must demonstrably do (issue: the bundled model
  * with planted mechanisms) with loupe's own engine, on the held-out evaluation sets in
- * models/toy/eval/:
+ * models/toy/data/eval/:
  *   IOI top-1 accuracy and mean logit difference (IO − S); induction top-1 accuracy on
  *   the second copy of repeated random tokens vs the first; the best TransformerLens
  *   induction and previous-token head scores; fact recall; linear decodability of the
@@ -304,7 +304,8 @@ static void chol_solve(double *A, double *B, int d, int k)
     }
 }
 
-/* Held-out accuracy of a one-vs-rest ridge classifier on layer l's features. */
+/* Held-out accuracy of a linear classifier on layer l's features: multinomial logistic
+ * regression started from the one-vs-rest ridge solution. */
 static double probe_accuracy(const probe_set *ps, int l, int n_classes)
 {
     int d = ps->d, D = d + 1;
@@ -346,6 +347,54 @@ static double probe_accuracy(const probe_set *ps, int l, int n_classes)
     for (int a = 0; a < d; a++)
         A[a * D + a] += lam;
     chol_solve(A, B, D, n_classes);
+    /* Refine the ridge solution into a multinomial logistic regression (softmax, L2) by
+     * full-batch gradient descent with momentum on the standardised features. */
+    double *Zt = malloc((size_t)n_train * D * sizeof *Zt);
+    int *yt = malloc((size_t)n_train * sizeof *yt), r = 0;
+    for (int i = 0; i < ps->n; i++) {
+        if (ps->group[i] % 5 == 0)
+            continue;
+        const float *x = ps->X + ((size_t)i * ps->n_layers + l) * d;
+        for (int j = 0; j < d; j++)
+            Zt[(size_t)r * D + j] = (x[j] - mu[j]) / sd[j];
+        Zt[(size_t)r * D + d] = 1;
+        yt[r++] = ps->y[i];
+    }
+    double *G = malloc((size_t)D * n_classes * sizeof *G), *M = calloc((size_t)D * n_classes, sizeof *M);
+    double *pz = malloc((size_t)n_classes * sizeof *pz);
+    for (int a = 0; a < D * n_classes; a++)
+        B[a] *= 0.5;
+    for (int it = 0; it < 120; it++) {
+        memset(G, 0, (size_t)D * n_classes * sizeof *G);
+        for (int i = 0; i < n_train; i++) {
+            const double *zi = Zt + (size_t)i * D;
+            double mx = -1e300, sum = 0;
+            for (int c = 0; c < n_classes; c++) {
+                double s = 0;
+                for (int a = 0; a < D; a++)
+                    s += zi[a] * B[a * n_classes + c];
+                pz[c] = s;
+                mx = s > mx ? s : mx;
+            }
+            for (int c = 0; c < n_classes; c++)
+                sum += (pz[c] = exp(pz[c] - mx));
+            for (int c = 0; c < n_classes; c++) {
+                double gc = pz[c] / sum - (yt[i] == c);
+                for (int a = 0; a < D; a++)
+                    G[a * n_classes + c] += gc * zi[a];
+            }
+        }
+        for (int a = 0; a < D * n_classes; a++) {
+            double g = G[a] / n_train + (a / n_classes < d ? 1e-3 * B[a] : 0);
+            M[a] = 0.9 * M[a] - 0.5 * g;
+            B[a] += M[a];
+        }
+    }
+    free(Zt);
+    free(yt);
+    free(G);
+    free(M);
+    free(pz);
     int hits = 0, n_test = 0;
     for (int i = 0; i < ps->n; i++) {
         if (ps->group[i] % 5 != 0)

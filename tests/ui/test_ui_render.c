@@ -82,10 +82,12 @@ int main(int argc, char **argv)
             ui_canvas_resize(&s, sizes[z][0], sizes[z][1]);
             for (int v = 0; v < VIEW_COUNT; v++) {
                 app->view = v;
-                ui_render(app, &s);
+                ui_render_full(app, &s);
                 char *d = cv_dump(&s);
                 if (v == VIEW_PROMPT)
                     CHECK(strstr(d, " 1 \xc2\xb7time") != NULL, "prompt view top-1 at %dx%d:\n%s", s.w, s.h, d);
+                if (v == VIEW_ATTN) /* the patterns, kept only for this view: analysed again */
+                    CHECK(strstr(d, "<s>     @") != NULL && app->an.with_patterns, "attention at %dx%d:\n%s", s.w, s.h, d);
                 if (v == VIEW_LENS)
                     CHECK(strstr(d, "\xc2\xb7time") != NULL, "lens at %dx%d:\n%s", s.w, s.h, d);
                 CHECK(strstr(d, "stories260K") != NULL, "status bar at %dx%d view %d", s.w, s.h, v);
@@ -105,6 +107,40 @@ int main(int argc, char **argv)
         ui_render(app, &s);
         char *d = cv_dump(&s);
         CHECK(strstr(d, "Keys: Prompt view") != NULL, "help overlay:\n%s", d);
+        free(d);
+        app->help = 0;
+
+        /* the Lua console: lines typed as keys, run on the worker, output in the pane */
+        setenv("XDG_STATE_HOME", "/nonexistent/loupe-test", 1); /* history: failures ignored */
+        app->view = VIEW_CONSOLE;
+        ui_canvas_resize(&s, 80, 50);
+        ui_render(app, &s);
+        d = cv_dump(&s);
+        CHECK(strstr(d, "m = stories260K (5 layers") != NULL, "console greeting:\n%s", d);
+        free(d);
+        const char *lines[] = {"print(1+1)", "m.cfg.n_layers * 100", "error('boom')", "print('still ' .. 'here')",
+                               "for i = 1, 2 do", "print('i=' .. i)", "end", "x = m:run('Once upon')",
+                               "print(x:size(2), x:size(3))", "m:close()"};
+        for (size_t l = 0; l < sizeof lines / sizeof lines[0]; l++) {
+            for (const char *c = lines[l]; *c; c++) {
+                wchar_t wc = (wchar_t)*c;
+                ui_handle_key(app, *c, &wc);
+            }
+            wchar_t cr = L'\r';
+            ui_handle_key(app, '\r', &cr);
+            ui_worker_wait(app);
+        }
+        ui_render(app, &s);
+        d = cv_dump(&s);
+        CHECK(strstr(d, "\n\xe2\x94\x82" "2 ") != NULL, "console print(1+1):\n%s", d);
+        CHECK(strstr(d, "\xe2\x94\x82" "500 ") != NULL, "console expression:\n%s", d);
+        CHECK(strstr(d, "stdin:1: boom") && strstr(d, "stack traceback:"), "console error:\n%s", d);
+        CHECK(strstr(d, "still here") != NULL, "console after an error:\n%s", d);
+        CHECK(strstr(d, ">> print('i=' .. i)") && strstr(d, "i=1") && strstr(d, "i=2"), "console multi-line:\n%s", d);
+        CHECK(strstr(d, "3       512") != NULL, "console m:run on the UI's model:\n%s", d);
+        CHECK(strstr(d, "belongs to the UI") != NULL, "console m:close refused:\n%s", d);
+        CHECK(app->dirty, "a console command marks the analysis dirty");
+        CHECK(ui_analyse(app) == 0, "the UI's model still works after Lua used it: %s", app->an.error);
         free(d);
         ui_canvas_free(&s);
         ui_app_free(app);
