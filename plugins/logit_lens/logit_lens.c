@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "loupe/plugin.h"
+#include "plugin_util.h"
 
 LP_PLUGIN_EXPORT const uint32_t loupe_plugin_abi = LP_PLUGIN_ABI_VERSION;
 
@@ -86,30 +87,7 @@ static int argmax(const float *z, int n)
 }
 
 /* Printable token text: control bytes escaped; #ID when the model has no tokenizer. */
-static void token_text(const lens *s, int32_t id, char *out, size_t cap)
-{
-    char raw[128];
-    int n = s->h->token_bytes(s->m, id, raw, sizeof raw);
-    if (n < 0) {
-        snprintf(out, cap, "#%d", (int)id);
-        return;
-    }
-    if (n > (int)sizeof raw)
-        n = (int)sizeof raw;
-    size_t k = 0;
-    for (int i = 0; i < n && k + 5 < cap; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        if (c == '\n')
-            k += (size_t)snprintf(out + k, cap - k, "\\n");
-        else if (c == '\t')
-            k += (size_t)snprintf(out + k, cap - k, "\\t");
-        else if (c < 0x20 || c == 0x7f)
-            k += (size_t)snprintf(out + k, cap - k, "\\x%02x", c);
-        else
-            out[k++] = (char)c;
-    }
-    out[k] = 0;
-}
+static void token_text(const lens *s, int32_t id, char *out, size_t cap) { pu_token_text(s->h, s->m, id, out, cap); }
 
 static int parse_positions(lens *s, const char *spec)
 {
