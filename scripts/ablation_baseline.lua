@@ -1,34 +1,37 @@
--- Head ablation: zero (or mean-ablate) each attention head's output (hook_z) and measure
--- the change in the loss of the prompt's next-token predictions.
--- usage: loupe run scripts/ablation_baseline.lua [MODEL] [zero|mean] [OUT.csv]
+-- An explanation against a baseline: mean-ablate the heads that IOI patching says matter,
+-- and the same number of random heads, and compare IOI accuracy on the held-out set.
+-- usage: loupe run scripts/ablation_baseline.lua [MODEL] [K] [SEED]
 local model = arg[1] or "toy"
-local mode = arg[2] or "zero"
-assert(mode == "zero" or mode == "mean", "mode is zero or mean")
+local K = tonumber(arg[2] or "3")
+local seed = tonumber(arg[3] or "1")
 local m <close> = assert(loupe.load(model))
-local text = "Once upon a time, there was a little girl who loved to play in the park with her dog."
-local ids = m:tokenize(text)
-local function loss(logits) -- mean next-token cross-entropy
-  local lp = logits[1]:log_softmax()
-  local s = 0
-  for i = 1, #ids - 1 do s = s - lp:get(i, ids[i + 1] + 1) end
-  return s / (#ids - 1)
+local eval = arg[4] or (m.cfg.dir .. "/data/eval/ioi.jsonl")
+local p = {clean = "When John and Mary went to the store, John gave a drink to",
+           corrupted = "When John and Mary went to the store, Mary gave a drink to",
+           answer = " Mary", wrong = " John", what = "heads"}
+local h = loupe.call("patching.run", m, p)
+local top, chosen = {}, {}
+for i = 1, K do
+  local row = h.top[i]
+  top[#top + 1] = string.format("%d.%d", row.layer, row.head)
+  chosen[row.layer * m.cfg.n_heads + row.head] = true
 end
-local _, cache <close> = m:run_with_cache(ids, {names = {"blocks.*.attn.hook_z"}})
-local base = loss(m:run(ids))
-local rows = {}
-for layer = 0, m.cfg.n_layers - 1 do
-  local name = string.format("blocks.%d.attn.hook_z", layer)
-  local mean_z = cache[name]:mean(2, true) -- [1, 1, head, d_head]: mean over positions
-  for h = 1, m.cfg.n_heads do
-    local l = loss(m:run(ids, {hooks = {[name] = function(z)
-      if mode == "zero" then z[{":", ":", h}] = 0 else z[{":", ":", h}] = mean_z[{":", ":", h}] end
-    end}}))
-    rows[#rows + 1] = {layer = layer, head = h - 1, delta_loss = l - base}
+math.randomseed(seed)
+local rnd = {}
+while #rnd < K do
+  local k = math.random(0, m.cfg.n_layers * m.cfg.n_heads - 1)
+  if not chosen[k] then
+    chosen[k] = true
+    rnd[#rnd + 1] = string.format("%d.%d", k // m.cfg.n_heads, k % m.cfg.n_heads)
   end
 end
-table.sort(rows, function(a, b) return a.delta_loss > b.delta_loss end)
-print(string.format("%s: base loss %.4f; %s-ablating each head", m.cfg.name, base, mode))
-for i = 1, math.min(10, #rows) do
-  print(string.format("  L%d.H%d  %+.4f", rows[i].layer, rows[i].head, rows[i].delta_loss))
+local function ablate(heads)
+  return loupe.call("patching.ablate", m, {prompt = p.clean, answer = p.answer, wrong = p.wrong,
+    components = "heads=" .. table.concat(heads, ","), mode = "mean", eval = eval})
 end
-if arg[3] then assert(loupe.write_csv(arg[3], rows, {"layer", "head", "delta_loss"})) end
+local a, b = ablate(top), ablate(rnd)
+print(string.format("%s: IOI top-1 %.3f before ablation (%d prompts)", model, a.top1_before, a.n_eval))
+print(string.format("  mean-ablating the top %d IOI heads (%s): top-1 %.3f", K, table.concat(top, ","), a.top1_after))
+print(string.format("  mean-ablating %d random heads (%s):      top-1 %.3f", K, table.concat(rnd, ","), b.top1_after))
+assert(a.top1_before - a.top1_after > 0.3, "ablating the IOI heads should hurt IOI")
+assert(b.top1_before - b.top1_after < 0.15, "ablating random heads should not")

@@ -29,3 +29,4 @@ for i = 1, math.min(8, #rows) do
   print(string.format("  L%d.H%d  %.3f", rows[i].layer, rows[i].head, rows[i].score))
 end
 if arg[3] then assert(loupe.write_csv(arg[3], rows, {"layer", "head", "score"})) end
+assert(rows[1].score > 0.5, "the best head should score above 0.5 as an induction head")

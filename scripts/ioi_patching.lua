@@ -1,38 +1,35 @@
--- Activation patching on indirect object identification: run a corrupted prompt (the
--- names swapped) and patch in the clean run's residual stream at one (layer, position) at
--- a time; report how much of the clean logit difference each patch restores.
--- usage: loupe run scripts/ioi_patching.lua [MODEL] [OUT.csv]
+-- IOI activation patching on the bundled model: clean "... John gave a drink to" (answer
+-- " Mary") vs corrupted "... Mary gave a drink to" (answer " John"); patch the residual
+-- stream per layer x position, then each head, and report how much each restores
+-- (0 = corrupted, 1 = clean) and the total restored by the heads that matter.
+-- usage: loupe run scripts/ioi_patching.lua [MODEL] [K]
 local model = arg[1] or "toy"
+local K = tonumber(arg[2] or "3")
 local m <close> = assert(loupe.load(model))
-local clean = "When John and Mary went to the store, John gave a drink to"
-local corrupt = "When John and Mary went to the store, Mary gave a drink to"
-local io_id, s_id = m:to_single_token(" Mary"), m:to_single_token(" John")
-local clean_ids, corrupt_ids = m:tokenize(clean), m:tokenize(corrupt)
-assert(#clean_ids == #corrupt_ids, "the two prompts must have the same length")
-
-local function logit_diff(logits) -- [1, pos, vocab] → io - s at the last position
-  local last = logits[{1, -1}]
-  return last[io_id + 1] - last[s_id + 1]
+local p = {clean = "When John and Mary went to the store, John gave a drink to",
+           corrupted = "When John and Mary went to the store, Mary gave a drink to",
+           answer = " Mary", wrong = " John"}
+p.what = "resid_pre"
+local r = loupe.call("patching.run", m, p)
+print(string.format("%s: logit diff clean %.3f, corrupted %.3f", model, r.clean_metric, r.corrupted_metric))
+print("resid_pre patching, layer x position (normalized):")
+print(r.patched)
+p.what = "heads"
+local h = loupe.call("patching.run", m, p)
+print(string.format("heads restoring the most (of %d):", m.cfg.n_layers * m.cfg.n_heads))
+local total, names = 0, {}
+for i = 1, K do
+  local row = h.top[i]
+  print(string.format("  L%d.H%d  %+.3f", row.layer, row.head, row.normalized))
+  total = total + row.normalized
+  names[#names + 1] = string.format("%d.%d", row.layer, row.head)
 end
-local clean_logits, cache <close> = m:run_with_cache(clean_ids, {names = {"blocks.*.hook_resid_pre"}})
-local base_clean, base_corrupt = logit_diff(clean_logits), logit_diff(m:run(corrupt_ids))
-print(string.format("%s: logit diff clean %.3f, corrupted %.3f", m.cfg.name, base_clean, base_corrupt))
-local rows, strs = {}, m:to_str_tokens(clean_ids)
-local bar <close> = loupe.progress(m.cfg.n_layers * #clean_ids, "patching")
-for layer = 0, m.cfg.n_layers - 1 do
-  local name = string.format("blocks.%d.hook_resid_pre", layer)
-  local src = cache[name]
-  local line = {}
-  for pos = 1, #clean_ids do
-    local ld = logit_diff(m:run(corrupt_ids, {hooks = {[name] = function(t) t[{1, pos}] = src[{1, pos}] end}}))
-    local restored = (ld - base_corrupt) / (base_clean - base_corrupt)
-    rows[#rows + 1] = {layer = layer, pos = pos - 1, token = strs[pos], restored = restored}
-    line[#line + 1] = string.format("%5.2f", restored)
-    bar:tick()
-  end
-  io.stderr:write("") -- keep the bar on its own line
-  rows[#rows].line = table.concat(line, " ")
-end
-bar:done()
-for _, r in ipairs(rows) do if r.line then print(string.format("L%-2d %s", r.layer, r.line)) end end
-if arg[2] then assert(loupe.write_csv(arg[2], rows, {"layer", "pos", "token", "restored"})) end
+print(string.format("the top %d heads (%s) restore %.1f%% of the logit difference one by one (sum)", K,
+  table.concat(names, ","), 100 * total))
+-- patching the final residual stream (resid_post of the last block) at the last position
+-- restores the metric exactly
+p.what = "resid_post"
+local last = loupe.call("patching.run", m, p).patched[{m.cfg.n_layers, -1}]
+print(string.format("final residual at the last position restores %.6f", last))
+assert(math.abs(last - 1) < 1e-4, "patching the final residual should restore the metric exactly")
+assert(total > 0.5, "a few heads should restore most of the logit difference")
