@@ -95,8 +95,6 @@ int lp_cache_wants(const lp_cache *c, const char *name)
     return 0;
 }
 
-int lpi_cache_wants_point(const lp_cache *c, const char *name) { return lp_cache_wants(c, name); }
-
 int lp_cache_count(const lp_cache *c) { return c->n; }
 const char *lp_cache_name(const lp_cache *c, int i) { return c->e[i].name; }
 lp_tensor lp_cache_entry(const lp_cache *c, int i) { return c->e[i].t; }

@@ -558,7 +558,7 @@ static int block(fwd *f, int L, buf x, buf *out)
     const lpi_layer *w = &f->m->layers[L];
     int D = c->d_model, H = c->n_heads, Dh = c->d_head, F = c->d_mlp, BT = f->BT, rc;
     int hk = c->n_kv_heads;
-    size_t nD = (size_t)BT * D, nH = (size_t)BT * H * Dh;
+    size_t nD = (size_t)BT * D;
 
     /* attention */
     buf a_in, q, k, v;
@@ -572,13 +572,12 @@ static int block(fwd *f, int L, buf x, buf *out)
             return rc;
         linear_par(f->m->pool, &w->q, a_in.p, D, q.p, H * Dh, BT);
         if (expand) {
-            size_t mark = f->ws_top;
+            /* the two temporaries stay in scratch until the block ends */
             float *tk = scratch(f, (size_t)BT * hk * Dh), *tv = scratch(f, (size_t)BT * hk * Dh);
             linear_par(f->m->pool, &w->k, a_in.p, D, tk, hk * Dh, BT);
             linear_par(f->m->pool, &w->v, a_in.p, D, tv, hk * Dh, BT);
             expand_heads(tk, k.p, (size_t)BT, hk, H, Dh);
             expand_heads(tv, v.p, (size_t)BT, hk, H, Dh);
-            (void)mark; /* the two temporaries stay until the block ends */
             hk = H;
         } else {
             linear_par(f->m->pool, &w->k, a_in.p, D, k.p, hk * Dh, BT);
@@ -641,7 +640,6 @@ static int block(fwd *f, int L, buf x, buf *out)
     linear_par(f->m->pool, &w->o, z.p, H * Dh, ao.p, D, BT);
     if ((rc = fire(f, LP_HOOK_ATTN_OUT, L, ao.p)))
         return rc;
-    (void)nH;
 
     /* MLP */
     buf mid = x;

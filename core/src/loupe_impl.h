@@ -98,8 +98,6 @@ LPI_HIDDEN const char *lpi_hooks_pattern(const lp_hooks *h, int i);
 LPI_HIDDEN lp_hook_fn lpi_hooks_fn(const lp_hooks *h, int i);
 LPI_HIDDEN void *lpi_hooks_user(const lp_hooks *h, int i);
 
-/* cache.c: the forward pass asks whether a name is wanted before computing. */
-LPI_HIDDEN int lpi_cache_wants_point(const lp_cache *c, const char *name);
 
 /* kernels.c — numeric kernels over rows of f32 */
 LPI_HIDDEN void lpi_layernorm(const float *x, int ldx, float *y, int ldy, float *scale, const float *w,

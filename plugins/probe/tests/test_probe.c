@@ -10,30 +10,7 @@
 #include "loupe/loupe.h"
 #include "loupe/plugins.h"
 
-static lp_registry *reg;
-static lp_model *model;
-
-static lp_call *call_new(const char *method)
-{
-    lp_error err = {0};
-    lp_call *c = lp_call_new(reg, method, model, &err);
-    if (!c)
-        fprintf(stderr, "%s: %s\n", method, err.msg);
-    return c;
-}
-
-static void set(lp_call *c, const char *k, const char *v)
-{
-    lp_error err = {0};
-    if (lp_call_set_param(c, k, v, &err))
-        check(0, "set %s=%s: %s", k, v, err.msg);
-}
-
-static double scalar(const lp_call *c, const char *name)
-{
-    int i = lp_call_find_result(c, name);
-    return i >= 0 && lp_call_result_kind(c, i) == LP_RESULT_SCALAR ? lp_call_result_scalar(c, i) : NAN;
-}
+#include "probe_test.h"
 
 static const char *string(const lp_call *c, const char *name)
 {
