@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "loupe/loupe.h"
 #include "loupe/plugins.h"
 
@@ -107,6 +109,28 @@ int main(int argc, char **argv)
         t_lens[r] = now() - t0;
     }
     lp_call_free(lc);
+    /* the lens's arithmetic floor: the forward pass plus one sgemm of every other layer's
+     * residual stream through the unembedding, [n_layers·T, d_model] x [d_model, vocab] */
+    double *t_gemm = malloc(sizeof(double) * reps);
+    {
+        int R = c->n_layers * T, D = c->d_model, V = c->d_vocab;
+        float *A = malloc(sizeof(float) * (size_t)R * D), *B = malloc(sizeof(float) * (size_t)D * V),
+              *C = malloc(sizeof(float) * (size_t)R * V);
+        for (size_t i = 0; i < (size_t)R * D; i++)
+            A[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+        for (size_t i = 0; i < (size_t)D * V; i++)
+            B[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+        memset(C, 0, sizeof(float) * (size_t)R * V);
+        for (int r = -1; r < reps; r++) {
+            double t0 = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, D, 1.0f, A, D, B, D, 0.0f, C, V);
+            if (r >= 0)
+                t_gemm[r] = now() - t0;
+        }
+        free(A);
+        free(B);
+        free(C);
+    }
 
     /* (b) resid_pre patching over every (layer, position) of a 20-token prompt */
     lp_call *pc = lp_call_new(reg, "patching.run", m, &err);
@@ -131,19 +155,24 @@ int main(int argc, char **argv)
         final_cell = ((const float *)t->data)[(size_t)(c->n_layers - 1) * TP + TP - 1];
     }
     lp_call_free(pc);
-    double fwd = median(t_fwd, reps), lens = median(t_lens, reps), patch = median(t_patch, reps);
+    double fwd = median(t_fwd, reps), lens = median(t_lens, reps), patch = median(t_patch, reps),
+           gemm = median(t_gemm, reps);
+    double gemm_flop = 2.0 * c->n_layers * T * c->d_model * (double)c->d_vocab;
     int runs = c->n_layers * TP + 2;
     char blas[160];
     lp_blas_info(blas, sizeof blas);
     printf("{\"blas\":\"%s\",\"threads\":%d,\"reps\":%d,\"n_layers\":%d,\"d_model\":%d,"
            "\"forward_128_all_logits_s\":%.4f,\"logit_lens_128_s\":%.4f,\"lens_over_forward\":%.3f,"
-           "\"lens_target_ratio\":1.5,\"patching_20_tokens\":{\"cells\":%d,\"runs\":%d,\"total_s\":%.4f,"
+           "\"lens_target_ratio\":1.5,\"unembed_gemm_s\":%.4f,\"unembed_gemm_gflops\":%.1f,"
+           "\"lens_floor_s\":%.4f,\"floor_over_forward\":%.3f,\"lens_over_floor\":%.3f,\"patching_20_tokens\":{\"cells\":%d,\"runs\":%d,\"total_s\":%.4f,"
            "\"per_run_ms\":%.3f,\"last_layer_last_pos_normalized\":%.6f}}\n",
-           blas, threads, reps, c->n_layers, c->d_model, fwd, lens, lens / fwd, c->n_layers * TP, runs, patch,
+           blas, threads, reps, c->n_layers, c->d_model, fwd, lens, lens / fwd, gemm, gemm_flop / gemm * 1e-9,
+           fwd + gemm, (fwd + gemm) / fwd, lens / (fwd + gemm), c->n_layers * TP, runs, patch,
            patch / runs * 1e3, final_cell);
     free(t_fwd);
     free(t_lens);
     free(t_patch);
+    free(t_gemm);
     free(logits);
     lp_registry_free(reg);
     lp_model_free(m);

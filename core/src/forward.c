@@ -984,6 +984,53 @@ int lp_model_unembed(const lp_model *m, const float *x, int rows, float *logits)
     return LP_OK;
 }
 
+int lp_model_unembed_slice(const lp_model *m, const float *x, int rows, int v0, int v1, float *out, int ldo)
+{
+    const lpi_linear *l = &m->unembed;
+    if (rows < 0 || v0 < 0 || v1 > m->cfg.d_vocab || v0 >= v1 || ldo < v1 - v0 || (rows > 0 && (!x || !out)))
+        return LP_EINVAL;
+    if (rows == 0)
+        return LP_OK;
+    const float *w = l->trans ? l->w + (size_t)v0 * l->ld : l->w + v0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->trans ? CblasTrans : CblasNoTrans, rows, v1 - v0, l->n_in, 1.0f, x,
+                l->n_in, w, l->ld, 0.0f, out, ldo);
+    for (int k = 0; k < 2; k++) {
+        const float *b = k ? m->b_U : l->b;
+        if (b)
+            for (int r = 0; r < rows; r++) {
+                float *o = out + (size_t)r * ldo;
+                for (int j = 0; j < v1 - v0; j++)
+                    o[j] += b[v0 + j];
+            }
+    }
+    return LP_OK;
+}
+
+int lp_model_threads(const lp_model *m)
+{
+    return lpi_pool_size(m->pool);
+}
+
+int lp_model_parallel(const lp_model *m, int n_tasks, void (*fn)(int task, int thread, void *ctx), void *ctx)
+{
+    if (!fn || n_tasks < 0)
+        return LP_EINVAL;
+    if (n_tasks == 0)
+        return LP_OK;
+    if (!m->pool) {
+        for (int t = 0; t < n_tasks; t++)
+            fn(t, 0, ctx);
+        return LP_OK;
+    }
+    int threads = lpi_pool_size(m->pool);
+    if (openblas_set_num_threads && threads > 1)
+        openblas_set_num_threads(1);
+    lpi_pool_run(m->pool, n_tasks, fn, ctx);
+    if (openblas_set_num_threads && threads > 1)
+        openblas_set_num_threads(threads);
+    return LP_OK;
+}
+
 /* ---------------- KV cache ---------------- */
 
 lp_kv *lp_kv_new(const lp_model *m, int max_pos)

@@ -691,4 +691,7 @@ const lp_host_api lpi_host_api = {
     .alloc = h_alloc,
     .free = h_free,
     .sgemm = h_sgemm,
+    .model_threads = lp_model_threads,
+    .parallel = lp_model_parallel,
+    .model_unembed_slice = lp_model_unembed_slice,
 };

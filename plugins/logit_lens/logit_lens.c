@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "loupe/plugin.h"
@@ -36,54 +37,71 @@ static const char help[] =
     "  first_layer_top1  first layer whose top-1 token at the last position is the final top-1\n"
     "  logits            [layer, pos, vocab] the lens logits (with logits=true)\n";
 
+/* ---------------- how the lens is computed ----------------
+ *
+ * One forward pass gives the model's logits at every position (the last layer of the
+ * lens, exactly) and caches every blocks.L.hook_resid_pre. Those residual streams go
+ * through the final norm into X [rows = positions × n_layers, d_model]. The vocabulary
+ * is cut into chunks of LENS_CHUNK columns; each chunk is one task on the model's
+ * threads: its logits Z = X·W_U[:, chunk] (a cache-sized buffer, never the whole
+ * [rows, vocab] matrix), then per row and chunk the partial statistics below. Merging
+ * the chunks in order gives log Σ exp, KL, target rank and top-k exactly as if each
+ * row's full logits had been materialised; the chunk width is fixed, so a row's numbers
+ * do not depend on which positions were asked for. */
+#define LENS_CHUNK 2048
+
+typedef struct part {
+    float m;          /* max logit in the chunk                                   */
+    double s;         /* Σ exp(z − m) over the chunk                              */
+    double d;         /* Σ p_final·(z_final − z)  (the KL numerator's chunk part) */
+    double pf;        /* Σ p_final over the chunk (final rows only)               */
+    int64_t above;    /* how many logits exceed the target's                      */
+} part;
+
+typedef struct cand {
+    float z;
+    int32_t id;
+} cand;
+
 typedef struct lens {
     const lp_host_api *h;
     lp_call *call;
     lp_model *m;
     int T, V, D, NL;
-    int *sel;   /* [nsel] absolute positions */
+    int *sel;    /* [nsel] absolute positions asked for */
     int nsel;
-    float *x;   /* [T, D] normed residual */
-    float *lg;  /* [T, V] logits */
-    float *lg_final; /* [T, V] the final layer's logits, kept from the first pass */
-    double *final_lp; /* [nsel, V] final log-probs */
-    float *final_p;   /* [nsel, V] final probabilities (exp of final_lp, computed once) */
+    int *pos;    /* [np] positions computed: sel, plus the last position when absent */
+    int np;
+    int k;       /* top-k per row and chunk */
+    int32_t target;
+    int nchunk;
+    float *flog; /* [T, V] the forward pass's logits: the final layer of the lens */
+    float *x;    /* [np·NL, D] normed residual streams, row j·NL + L */
+    double *lse_f; /* [np] log Σ exp of the final logits */
+    float *zt;   /* [np·(NL+1)] the target's logit per row */
+    part *parts; /* [np·(NL+1), nchunk] */
+    cand *tops;  /* [np·(NL+1), nchunk, k] */
+    float *zbuf; /* [threads, np·NL, LENS_CHUNK] */
+    float *pbuf; /* [threads, 2, LENS_CHUNK]: p_final and exp scratch */
+    float *lt;   /* logits result [NL+1, nsel, V] or NULL */
     lp_cache *cache;
+    int c_first, c_n; /* the chunks of the current parallel batch */
 } lens;
 
 static void lens_free(lens *s)
 {
     if (s->cache)
         s->h->cache_free(s->cache);
+    s->h->free(s->flog);
     s->h->free(s->x);
-    s->h->free(s->lg);
-    s->h->free(s->lg_final);
-    s->h->free(s->final_lp);
-    s->h->free(s->final_p);
+    s->h->free(s->zbuf);
+    s->h->free(s->pbuf);
+    free(s->lse_f);
+    free(s->zt);
+    free(s->parts);
+    free(s->tops);
     free(s->sel);
-}
-
-/* log Σ exp(z): the terms in float (expf, all ≤ 1), the sum in double. The same function
- * gives the final and every layer's normaliser, so the last layer's KL is exactly 0. */
-static double logsumexp(const float *z, int n)
-{
-    float mx = z[0];
-    for (int i = 1; i < n; i++)
-        if (z[i] > mx)
-            mx = z[i];
-    double s = 0;
-    for (int i = 0; i < n; i++)
-        s += expf(z[i] - mx);
-    return mx + log(s);
-}
-
-static int argmax(const float *z, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (z[i] > z[b])
-            b = i;
-    return b;
+    free(s->pos);
 }
 
 /* Printable token text: control bytes escaped; #ID when the model has no tokenizer. */
@@ -146,26 +164,247 @@ static int parse_target(lens *s, const char *spec, int32_t *id)
     return 0;
 }
 
-/* The lens logits of layer L (L == NL: the final residual) for all positions into s->lg. */
-static int lens_layer(lens *s, int L)
+/* ---------------- vector kernels over one row's chunk ----------------
+ * Written with explicit lanes so that the compiler vectorises them without
+ * -ffast-math, and so that the summation order is fixed. */
+#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define LANES 16
+
+/* exp(x) for x ≤ 88 (Cephes' expf: range reduction by ln 2, degree-6 polynomial, about
+ * 1 ulp); x below −87 gives ≈1e-38 instead of 0, which no sum here can see. */
+static inline float lens_expf(float x)
 {
-    char name[64];
-    if (L < s->NL)
-        s->h->hook_name(LP_HOOK_RESID_PRE, L, name, sizeof name);
-    else
-        s->h->hook_name(LP_HOOK_RESID_POST, s->NL - 1, name, sizeof name);
-    int i = s->h->cache_find(s->cache, name);
-    if (i < 0)
-        return s->h->error(s->call, LP_ENOTFOUND, "the forward pass did not cache %s", name);
-    lp_tensor t = s->h->cache_entry(s->cache, i);
-    if (t.dtype != LP_F32 || t.ndim != 3 || t.ne[1] != s->T || t.ne[2] != s->D)
-        return s->h->error(s->call, LP_EINVAL, "%s has an unexpected shape", name);
-    int rc = s->h->model_ln_final(s->m, t.data, s->T, s->x, NULL);
-    if (!rc)
-        rc = s->h->model_unembed(s->m, s->x, s->T, s->lg);
-    if (rc)
-        return s->h->error(s->call, rc, "lens of %s failed", name);
-    return 0;
+    x = x < -87.0f ? -87.0f : x;
+    /* n = round(x / ln 2) by the 1.5·2^23 trick: adds and subtracts vectorise, floorf may not */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float sc;
+    memcpy(&sc, &e, sizeof sc);
+    return p * sc;
+}
+
+typedef float lens_v16 __attribute__((vector_size(64)));
+typedef int32_t lens_v16i __attribute__((vector_size(64)));
+
+/* max of z[0..n): a compare-and-select on 16-wide vectors (the compiler will not turn a
+ * scalar max reduction into vector code without -ffast-math) */
+HOT static float vmax(const float *z, int n)
+{
+    lens_v16 acc = (lens_v16){0} - INFINITY;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        lens_v16 v;
+        memcpy(&v, z + i, sizeof v);
+        lens_v16i mk = v > acc;
+        acc = (lens_v16)(((lens_v16i)v & mk) | ((lens_v16i)acc & ~mk));
+    }
+    float m = acc[0];
+    for (int l = 1; l < LANES; l++)
+        m = acc[l] > m ? acc[l] : m;
+    for (; i < n; i++)
+        m = z[i] > m ? z[i] : m;
+    return m;
+}
+
+/* out = exp(z − m) */
+HOT static void vexp(const float *z, int n, float m, float *out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = lens_expf(z[i] - m);
+}
+
+/* Σ e in double, 16 lanes */
+HOT static double vsum(const float *e, int n)
+{
+    double acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            acc[l] += e[i + l];
+    for (; i < n; i++)
+        acc[0] += e[i];
+    double s = 0;
+    for (int l = 0; l < LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+/* Σ exp(z − m): the terms in float, the sum in double; tmp has room for n floats */
+static double vsumexp(const float *z, int n, float m, float *tmp)
+{
+    vexp(z, n, m, tmp);
+    return vsum(tmp, n);
+}
+
+/* p = exp(zf − lse), returning Σ p */
+static double vprob(const float *zf, int n, float lse, float *p)
+{
+    vexp(zf, n, lse, p);
+    return vsum(p, n);
+}
+
+/* Σ p·(zf − z) */
+HOT static double vkl(const float *p, const float *zf, const float *z, int n)
+{
+    double acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            acc[l] += (double)(p[i + l] * (zf[i + l] - z[i + l]));
+    for (; i < n; i++)
+        acc[0] += (double)(p[i] * (zf[i] - z[i]));
+    double s = 0;
+    for (int l = 0; l < LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+HOT static int64_t vcount_gt(const float *z, int n, float t)
+{
+    int32_t acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            acc[l] += z[i + l] > t;
+    for (; i < n; i++)
+        acc[0] += z[i] > t;
+    int64_t c = 0;
+    for (int l = 0; l < LANES; l++)
+        c += acc[l];
+    return c;
+}
+
+/* (z desc, id asc): a total order, so chunks can be merged in any order */
+static int cand_before(cand a, cand b)
+{
+    return a.z > b.z || (a.z == b.z && a.id < b.id);
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    cand a = *(const cand *)pa, b = *(const cand *)pb;
+    return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
+}
+
+/* The k best of a chunk (fewer when the chunk is narrower), best first; unused slots get
+ * id −1. m is the chunk's max: with k = 1 only its first occurrence is looked for. */
+static void topk_chunk(const float *z, int n, int v0, int k, float m, cand *out)
+{
+    for (int r = 0; r < k; r++)
+        out[r] = (cand){-INFINITY, -1};
+    if (k == 1) {
+        for (int v = 0; v < n; v++)
+            if (z[v] == m) {
+                out[0] = (cand){z[v], v0 + v};
+                return;
+            }
+        return;
+    }
+    int filled = 0;
+    for (int v = 0; v < n; v++) {
+        if (filled == k && !(z[v] > out[k - 1].z))
+            continue; /* ties keep the lower id, already in */
+        if (z[v] != z[v])
+            continue; /* NaN */
+        cand c = {z[v], v0 + v};
+        int i = filled < k ? filled++ : k - 1;
+        while (i > 0 && cand_before(c, out[i - 1])) {
+            out[i] = out[i - 1];
+            i--;
+        }
+        out[i] = c;
+    }
+}
+
+static inline size_t row_of(const lens *s, int j, int L)
+{
+    return (size_t)j * (s->NL + 1) + L;
+}
+
+/* One chunk of the vocabulary for every row: the chunk's logits, then its partials. */
+static void chunk_task(int task, int thread, void *ctx)
+{
+    lens *s = ctx;
+    const int c = s->c_first + task, NL = s->NL, V = s->V;
+    const int v0 = c * LENS_CHUNK, v1 = v0 + LENS_CHUNK < V ? v0 + LENS_CHUNK : V, w = v1 - v0;
+    float *Z = s->zbuf + (size_t)thread * s->np * NL * LENS_CHUNK;
+    float *P = s->pbuf + (size_t)thread * 2 * LENS_CHUNK, *E = P + LENS_CHUNK;
+    s->h->model_unembed_slice(s->m, s->x, s->np * NL, v0, v1, Z, LENS_CHUNK);
+    for (int j = 0; j < s->np; j++) {
+        const float *zf = s->flog + (size_t)s->pos[j] * V + v0;
+        double pf = vprob(zf, w, (float)s->lse_f[j], P);
+        for (int L = 0; L <= NL; L++) {
+            const float *z = L < NL ? Z + ((size_t)j * NL + L) * LENS_CHUNK : zf;
+            size_t r = row_of(s, j, L);
+            part *pt = s->parts + r * s->nchunk + c;
+            pt->m = vmax(z, w);
+            pt->s = vsumexp(z, w, pt->m, E);
+            pt->d = L < NL ? vkl(P, zf, z, w) : 0;
+            pt->pf = L == NL ? pf : 0;
+            pt->above = s->target >= 0 ? vcount_gt(z, w, s->zt[r]) : 0;
+            topk_chunk(z, w, v0, s->k, pt->m, s->tops + (r * s->nchunk + c) * s->k);
+            if (s->lt && j < s->nsel)
+                memcpy(s->lt + ((size_t)L * s->nsel + j) * V + v0, z, sizeof(float) * (size_t)w);
+        }
+    }
+}
+
+/* The target's logit in every row: its chunk computed exactly as chunk_task does. */
+static void target_task(int task, int thread, void *ctx)
+{
+    (void)task;
+    lens *s = ctx;
+    const int NL = s->NL, V = s->V, c = s->target / LENS_CHUNK;
+    const int v0 = c * LENS_CHUNK, v1 = v0 + LENS_CHUNK < V ? v0 + LENS_CHUNK : V;
+    float *Z = s->zbuf + (size_t)thread * s->np * NL * LENS_CHUNK;
+    s->h->model_unembed_slice(s->m, s->x, s->np * NL, v0, v1, Z, LENS_CHUNK);
+    for (int j = 0; j < s->np; j++)
+        for (int L = 0; L <= NL; L++)
+            s->zt[row_of(s, j, L)] = L < NL ? Z[((size_t)j * NL + L) * LENS_CHUNK + s->target - v0]
+                                            : s->flog[(size_t)s->pos[j] * V + s->target];
+}
+
+/* log Σ exp over a full row from its chunk partials */
+static double merge_lse(const lens *s, size_t r)
+{
+    const part *p = s->parts + r * s->nchunk;
+    float M = p[0].m;
+    for (int c = 1; c < s->nchunk; c++)
+        M = p[c].m > M ? p[c].m : M;
+    double S = 0;
+    for (int c = 0; c < s->nchunk; c++)
+        S += p[c].s * exp((double)p[c].m - M);
+    return M + log(S);
+}
+
+/* the final layer's log Σ exp per position, chunk by chunk like merge_lse */
+static void final_lse(lens *s)
+{
+    for (int j = 0; j < s->np; j++) {
+        const float *zf = s->flog + (size_t)s->pos[j] * s->V;
+        float M = -INFINITY;
+        float mc[256 + 1];
+        int nc = s->nchunk;
+        for (int c = 0; c < nc; c++) {
+            int v0 = c * LENS_CHUNK, w = v0 + LENS_CHUNK < s->V ? LENS_CHUNK : s->V - v0;
+            mc[c] = vmax(zf + v0, w);
+            M = mc[c] > M ? mc[c] : M;
+        }
+        double S = 0;
+        for (int c = 0; c < nc; c++) {
+            int v0 = c * LENS_CHUNK, w = v0 + LENS_CHUNK < s->V ? LENS_CHUNK : s->V - v0;
+            S += vsumexp(zf + v0, w, mc[c], s->pbuf) * exp((double)mc[c] - M);
+        }
+        s->lse_f[j] = M + log(S);
+    }
 }
 
 static int run(lp_call *call, const lp_host_api *h)
@@ -177,17 +416,20 @@ static int run(lp_call *call, const lp_host_api *h)
     s.m = h->call_model(call);
     if (!s.m)
         return h->error(call, LP_EINVAL, "needs a model");
+    if (!LP_HOST_HAS(h, model_unembed_slice) || !LP_HOST_HAS(h, parallel))
+        return h->error(call, LP_EUNSUPPORTED, "this loupe is older than plugin ABI 1.1 (no parallel unembedding)");
     const lp_config *cfg = h->model_config(s.m);
     const int32_t *tok = h->param_tokens(call, "prompt", &s.T);
     s.V = cfg->d_vocab;
     s.D = cfg->d_model;
     s.NL = cfg->n_layers;
     int64_t k = h->param_int(call, "k");
-    if (k < 1 || k > s.V)
-        return h->error(call, LP_EINVAL, "k must be in 1..%d (got %lld)", s.V, (long long)k);
+    if (k < 1 || k > 1000 || k > s.V)
+        return h->error(call, LP_EINVAL, "k must be in 1..%d (got %lld); logits=true gives every logit",
+                        s.V < 1000 ? s.V : 1000, (long long)k);
+    s.k = (int)k;
     int want_logits = h->param_bool(call, "logits");
-    int32_t target;
-    int rc = parse_target(&s, h->param_str(call, "target"), &target);
+    int rc = parse_target(&s, h->param_str(call, "target"), &s.target);
     if (!rc)
         rc = parse_positions(&s, h->param_str(call, "positions"));
     if (rc) {
@@ -195,40 +437,94 @@ static int run(lp_call *call, const lp_host_api *h)
         return rc;
     }
     const int NL = s.NL, V = s.V, T = s.T, ns = s.nsel;
+    s.nchunk = (V + LENS_CHUNK - 1) / LENS_CHUNK;
+    if (s.nchunk > 256) {
+        lens_free(&s);
+        return h->error(call, LP_EUNSUPPORTED, "a vocabulary of %d tokens is more than this lens handles (%d)", V,
+                        256 * LENS_CHUNK);
+    }
 
-    /* one forward pass caching every resid_pre and the final residual */
+    /* the positions computed: those asked for, and the last (first_layer_top1 reads it) */
+    s.pos = malloc(sizeof(int) * (size_t)(ns + 1));
+    if (!s.pos) {
+        lens_free(&s);
+        return h->error(call, LP_ENOMEM, "out of memory");
+    }
+    memcpy(s.pos, s.sel, sizeof(int) * (size_t)ns);
+    s.np = ns;
+    int j_last = -1;
+    for (int j = 0; j < ns && j_last < 0; j++)
+        if (s.sel[j] == T - 1)
+            j_last = j;
+    if (j_last < 0)
+        s.pos[j_last = s.np++] = T - 1;
+    const int np = s.np, rows = np * (NL + 1);
+
+    /* one forward pass: every position's logits, and every block's resid_pre cached */
     s.cache = h->cache_new();
-    char last[64];
-    h->hook_name(LP_HOOK_RESID_POST, NL - 1, last, sizeof last);
-    const char *const filt[] = {"blocks.*.hook_resid_pre", last};
+    const char *const filt[] = {"blocks.*.hook_resid_pre"};
     lp_error err = {0};
-    if (!s.cache || (rc = h->cache_set_filter(s.cache, filt, 2, &err))) {
+    if (!s.cache || (rc = h->cache_set_filter(s.cache, filt, 1, &err))) {
         lens_free(&s);
         return h->error(call, rc ? rc : LP_ENOMEM, "cache: %s", err.msg);
+    }
+    s.flog = h->alloc(sizeof(float) * (size_t)T * V);
+    if (!s.flog) {
+        lens_free(&s);
+        return h->error(call, LP_ENOMEM, "out of memory (%d positions x %d tokens)", T, V);
     }
     lp_batch b = {.tokens = tok, .n_batch = 1, .n_pos = T, .lengths = NULL};
     lp_run_opts o;
     memset(&o, 0, sizeof o);
     o.cache = s.cache;
+    o.logits = LP_LOGITS_ALL;
+    o.logits_out = s.flog;
     if ((rc = h->model_run(s.m, &b, &o, &err))) {
         lens_free(&s);
         return h->error(call, rc, "%s", err.msg);
     }
-    s.x = h->alloc(sizeof(float) * (size_t)T * s.D);
-    s.lg = h->alloc(sizeof(float) * (size_t)T * V);
-    s.final_lp = h->alloc(sizeof(double) * (size_t)ns * V);
-    s.final_p = h->alloc(sizeof(float) * (size_t)ns * V);
-    if (!s.x || !s.lg || !s.final_lp || !s.final_p) {
+
+    int threads = h->model_threads(s.m);
+    if (threads < 1)
+        threads = 1;
+    s.x = h->alloc(sizeof(float) * (size_t)np * NL * s.D);
+    s.zbuf = h->alloc(sizeof(float) * (size_t)threads * np * NL * LENS_CHUNK);
+    s.pbuf = h->alloc(sizeof(float) * (size_t)threads * 2 * LENS_CHUNK);
+    s.lse_f = malloc(sizeof(double) * (size_t)np);
+    s.zt = malloc(sizeof(float) * (size_t)rows);
+    s.parts = calloc((size_t)rows * s.nchunk, sizeof(part));
+    s.tops = malloc(sizeof(cand) * (size_t)rows * s.nchunk * s.k);
+    if (!s.x || !s.zbuf || !s.pbuf || !s.lse_f || !s.zt || !s.parts || !s.tops) {
         lens_free(&s);
-        return h->error(call, LP_ENOMEM, "out of memory (%d positions x %d tokens)", T, V);
+        return h->error(call, LP_ENOMEM, "out of memory (%d rows x %d tokens)", rows, V);
+    }
+    /* X: each layer's residual stream at the chosen positions, through the final norm */
+    for (int L = 0; L < NL; L++) {
+        char name[64];
+        h->hook_name(LP_HOOK_RESID_PRE, L, name, sizeof name);
+        int i = h->cache_find(s.cache, name);
+        lp_tensor t = i >= 0 ? h->cache_entry(s.cache, i) : (lp_tensor){0};
+        if (i < 0 || t.dtype != LP_F32 || t.ndim != 3 || t.ne[1] != T || t.ne[2] != s.D) {
+            lens_free(&s);
+            return h->error(call, LP_ENOTFOUND, "the forward pass did not cache %s as [1, %d, %d]", name, T, s.D);
+        }
+        for (int j = 0; j < np; j++)
+            memcpy(s.x + ((size_t)j * NL + L) * s.D, (const float *)t.data + (size_t)s.pos[j] * s.D,
+                   sizeof(float) * (size_t)s.D);
+    }
+    h->cache_free(s.cache);
+    s.cache = NULL;
+    if ((rc = h->model_ln_final(s.m, s.x, np * NL, s.x, NULL))) {
+        lens_free(&s);
+        return h->error(call, rc, "the final norm failed");
     }
 
     /* results */
     int64_t ne2[2] = {NL + 1, ns}, ne3[3] = {NL + 1, ns, V}, ne1[1] = {ns};
     lp_tensor kl = h->result_tensor(call, "kl", 2, ne2, "layer,pos");
     lp_tensor tp = {0}, tr = {0}, lt = {0};
-    lp_tensor pos = h->result_tensor(call, "positions", 1, ne1, "pos");
-    if (target >= 0) {
+    lp_tensor posr = h->result_tensor(call, "positions", 1, ne1, "pos");
+    if (s.target >= 0) {
         tp = h->result_tensor(call, "target_prob", 2, ne2, "layer,pos");
         tr = h->result_tensor(call, "target_rank", 2, ne2, "layer,pos");
     }
@@ -236,109 +532,85 @@ static int run(lp_call *call, const lp_host_api *h)
         lt = h->result_tensor(call, "logits", 3, ne3, "layer,pos,vocab");
     const char *const cols[] = {"layer", "pos", "token", "id", "rank", "prob", "logit"};
     int top = h->result_table(call, "top", 7, cols);
-    if (!kl.data || !pos.data || (target >= 0 && (!tp.data || !tr.data)) || (want_logits && !lt.data) || top < 0) {
+    if (!kl.data || !posr.data || (s.target >= 0 && (!tp.data || !tr.data)) || (want_logits && !lt.data) || top < 0) {
         lens_free(&s);
         return h->error(call, LP_ENOMEM, "out of memory for the results");
     }
+    s.lt = lt.data;
     for (int j = 0; j < ns; j++)
-        ((float *)pos.data)[j] = (float)s.sel[j];
+        ((float *)posr.data)[j] = (float)s.sel[j];
 
-    /* the final distribution first: KL is measured against it */
-    if ((rc = lens_layer(&s, NL))) {
-        lens_free(&s);
-        return rc;
+    /* the final distribution's normaliser, the target's logits, then the vocabulary in
+     * batches of chunks (progress and cancellation between batches) */
+    final_lse(&s);
+    if (s.target >= 0)
+        h->parallel(s.m, 1, target_task, &s);
+    int batch = 2 * threads;
+    for (int c0 = 0; c0 < s.nchunk; c0 += batch) {
+        if (h->progress(call, c0, s.nchunk, "vocabulary chunks")) {
+            lens_free(&s);
+            return h->error(call, LP_ECANCELLED, "cancelled after %d of %d vocabulary chunks", c0, s.nchunk);
+        }
+        s.c_first = c0;
+        s.c_n = c0 + batch < s.nchunk ? batch : s.nchunk - c0;
+        h->parallel(s.m, s.c_n, chunk_task, &s);
     }
-    int final_top1 = argmax(s.lg + (size_t)(T - 1) * V, V);
-    for (int j = 0; j < ns; j++) {
-        const float *z = s.lg + (size_t)s.sel[j] * V;
-        double lse = logsumexp(z, V);
-        for (int v = 0; v < V; v++)
-            s.final_p[(size_t)j * V + v] = (float)exp(s.final_lp[(size_t)j * V + v] = z[v] - lse);
-    }
-    /* keep the final logits for layer NL (one unembedding fewer); layers use a new buffer */
-    s.lg_final = s.lg;
-    s.lg = h->alloc(sizeof(float) * (size_t)T * V);
-    if (!s.lg) {
-        lens_free(&s);
-        return h->error(call, LP_ENOMEM, "out of memory (%d positions x %d tokens)", T, V);
-    }
-    int first_top1 = -1;
-    int *best = malloc(sizeof(int) * (size_t)k);
-    if (!best) {
+    h->progress(call, s.nchunk, s.nchunk, "vocabulary chunks");
+
+    /* merge the chunks row by row */
+    size_t ncand = (size_t)s.nchunk * s.k;
+    int32_t *top1 = malloc(sizeof(int32_t) * (size_t)(NL + 1));
+    if (!top1) {
         lens_free(&s);
         return h->error(call, LP_ENOMEM, "out of memory");
     }
-    for (int L = 0; L <= NL; L++) {
-        if (h->progress(call, L, NL + 1, "layers")) {
-            free(best);
-            lens_free(&s);
-            return h->error(call, LP_ECANCELLED, "cancelled at layer %d", L);
-        }
-        if (L < NL && (rc = lens_layer(&s, L))) {
-            free(best);
-            lens_free(&s);
-            return rc;
-        }
-        if (L == NL) { /* the final lens, computed first: swap it in */
-            float *work = s.lg;
-            s.lg = s.lg_final;
-            s.lg_final = work;
-        }
-        if (first_top1 < 0 && argmax(s.lg + (size_t)(T - 1) * V, V) == final_top1)
-            first_top1 = L;
-        for (int j = 0; j < ns; j++) {
-            const float *z = s.lg + (size_t)s.sel[j] * V;
-            double lse = logsumexp(z, V);
-            const double *flp = s.final_lp + (size_t)j * V;
-            const float *fp = s.final_p + (size_t)j * V;
-            double d = 0;
-            for (int v = 0; v < V; v++)
-                if (fp[v] > 0) /* also skips -inf log-probs */
-                    d += fp[v] * (flp[v] - ((double)z[v] - lse));
-            ((float *)kl.data)[(size_t)L * ns + j] = (float)(d > 0 ? d : 0);
-            if (want_logits)
-                memcpy((float *)lt.data + ((size_t)L * ns + j) * V, z, sizeof(float) * (size_t)V);
-            if (target >= 0) {
-                int rank = 1;
-                for (int v = 0; v < V; v++)
-                    rank += z[v] > z[target];
-                ((float *)tp.data)[(size_t)L * ns + j] = (float)exp((double)z[target] - lse);
-                ((float *)tr.data)[(size_t)L * ns + j] = (float)rank;
+    for (int L = 0; L <= NL && !rc; L++) {
+        for (int j = 0; j < np && !rc; j++) {
+            size_t r = row_of(&s, j, L);
+            double lse = merge_lse(&s, r);
+            cand *cs = s.tops + r * ncand;
+            qsort(cs, ncand, sizeof(cand), cand_cmp);
+            if (j == j_last)
+                top1[L] = cs[0].id;
+            if (j >= ns)
+                continue; /* computed only for first_layer_top1 */
+            const part *p = s.parts + r * s.nchunk, *pf = s.parts + row_of(&s, j, NL) * s.nchunk;
+            double d = 0, psum = 0;
+            for (int c = 0; c < s.nchunk; c++) {
+                d += p[c].d;
+                psum += pf[c].pf;
             }
-            /* top k by selection: each pass takes the best not yet taken (ties: lower id) */
-            for (int r = 0; r < k; r++) {
-                int bi = -1;
-                for (int v = 0; v < V; v++) {
-                    if (bi >= 0 && !(z[v] > z[bi]))
-                        continue;
-                    int taken = 0;
-                    for (int q = 0; q < r && !taken; q++)
-                        taken = best[q] == v;
-                    if (!taken)
-                        bi = v;
-                }
-                if (bi < 0)
-                    break;
-                best[r] = bi;
+            /* KL(final || L) = Σ p_f (z_f − z) + (lse_L − lse_f)·Σ p_f; exactly 0 for the final layer */
+            double klv = L == NL ? 0 : d + (lse - s.lse_f[j]) * psum;
+            ((float *)kl.data)[(size_t)L * ns + j] = (float)(klv > 0 ? klv : 0);
+            if (s.target >= 0) {
+                int64_t above = 0;
+                for (int c = 0; c < s.nchunk; c++)
+                    above += p[c].above;
+                ((float *)tp.data)[(size_t)L * ns + j] = (float)exp((double)s.zt[r] - lse);
+                ((float *)tr.data)[(size_t)L * ns + j] = (float)(above + 1);
+            }
+            for (int q = 0; q < s.k && cs[q].id >= 0; q++) {
                 char text[96];
-                token_text(&s, bi, text, sizeof text);
+                token_text(&s, cs[q].id, text, sizeof text);
                 lp_cell row[7] = {
-                    {1, L, NULL},       {1, s.sel[j], NULL}, {0, 0, text}, {1, bi, NULL}, {1, r + 1, NULL},
-                    {1, exp((double)z[bi] - lse), NULL}, {1, z[bi], NULL},
+                    {1, L, NULL}, {1, s.sel[j], NULL}, {0, 0, text}, {1, cs[q].id, NULL}, {1, q + 1, NULL},
+                    {1, exp((double)cs[q].z - lse), NULL}, {1, cs[q].z, NULL},
                 };
-                if ((rc = h->table_row(call, top, row))) {
-                    free(best);
-                    lens_free(&s);
-                    return h->error(call, rc, "out of memory for the table");
-                }
+                if ((rc = h->table_row(call, top, row)))
+                    rc = h->error(call, rc, "out of memory for the table");
             }
         }
     }
-    h->progress(call, NL + 1, NL + 1, "layers");
-    free(best);
-    h->result_scalar(call, "first_layer_top1", first_top1);
+    int first_top1 = -1;
+    for (int L = 0; L <= NL && first_top1 < 0; L++)
+        if (top1[L] == top1[NL])
+            first_top1 = L;
+    free(top1);
+    if (!rc)
+        h->result_scalar(call, "first_layer_top1", first_top1);
     lens_free(&s);
-    return 0;
+    return rc;
 }
 
 static const lp_method_desc method = {

@@ -34,8 +34,8 @@ static void test_loading(lp_registry *r, const char *dir)
     static const struct {
         const char *file, *must;
     } bad[] = {
-        {"bad_major.so", "2.0, this loupe speaks plugin ABI 1.0 (major differs)"},
-        {"bad_minor.so", "1.99, newer than this loupe's plugin ABI 1.0"},
+        {"bad_major.so", "2.0, this loupe speaks plugin ABI 1.1 (major differs)"},
+        {"bad_minor.so", "1.99, newer than this loupe's plugin ABI 1.1"},
         {"bad_noabi.so", "no 'loupe_plugin_abi' symbol"},
         {"bad_noinit.so", "no 'loupe_plugin_init' symbol"},
         {"bad_initfail.so", "loupe_plugin_init returned -6"},

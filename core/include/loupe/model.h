@@ -128,6 +128,18 @@ double lp_model_last_run_ms(const lp_model *m);
 int lp_model_ln_final(const lp_model *m, const float *x, int rows, float *out, float *scale);
 /* Unembedding: x [rows, d_model] → logits [rows, d_vocab]. */
 int lp_model_unembed(const lp_model *m, const float *x, int rows, float *logits);
+/* The unembedding for a slice of the vocabulary, single-threaded (safe inside
+ * lp_model_parallel tasks): x [rows, d_model] → out[r·ldo + (v − v0)] for v0 ≤ v < v1,
+ * the same numbers lp_model_unembed gives for those columns up to float rounding. */
+int lp_model_unembed_slice(const lp_model *m, const float *x, int rows, int v0, int v1, float *out, int ldo);
+
+/* ---- the model's worker threads, for methods that split their own work ---- */
+int lp_model_threads(const lp_model *m);
+/* fn(task, thread, ctx) for every task in 0..n_tasks-1 over the model's threads (thread
+ * in 0..lp_model_threads-1; each thread runs its tasks one at a time); BLAS calls made
+ * inside run single-threaded. Returns when all tasks are done. Not re-entrant: do not
+ * call it (or lp_model_run) from inside a task. */
+int lp_model_parallel(const lp_model *m, int n_tasks, void (*fn)(int task, int thread, void *ctx), void *ctx);
 
 /* ---- generation ---- */
 typedef struct lp_gen_opts {

@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define LP_PLUGIN_ABI_MAJOR 1
-#define LP_PLUGIN_ABI_MINOR 0
+#define LP_PLUGIN_ABI_MINOR 1
 #define LP_PLUGIN_ABI_VERSION ((uint32_t)((LP_PLUGIN_ABI_MAJOR << 16) | LP_PLUGIN_ABI_MINOR))
 #define LP_PLUGIN_EXPORT __attribute__((visibility("default")))
 
@@ -171,6 +171,16 @@ struct lp_host_api {
     /* C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, BLAS semantics. */
     void (*sgemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
+
+    /* ---- added in 1.1 (check with LP_HOST_HAS) ---- */
+    /* The model's worker threads: fn(task, thread, ctx) for task 0..n_tasks-1, thread in
+     * 0..model_threads-1, BLAS single-threaded inside. Tasks must not call model_run,
+     * parallel, progress or result functions; report progress between parallel calls. */
+    int (*model_threads)(const lp_model *m);
+    int (*parallel)(const lp_model *m, int n_tasks, void (*fn)(int task, int thread, void *ctx), void *ctx);
+    /* Unembedding of the vocabulary slice [v0, v1): x [rows, d_model] (already normed) →
+     * out[r·ldo + (v − v0)], single-threaded, callable from parallel tasks. */
+    int (*model_unembed_slice)(const lp_model *m, const float *x, int rows, int v0, int v1, float *out, int ldo);
 };
 
 /* The plugin's entry points. */
