@@ -47,6 +47,10 @@ int main(int argc, char **argv)
     const int views[] = {VIEW_PROMPT, VIEW_LENS, VIEW_ATTN};
     const char *vnames[] = {"prompt", "lens", "attention"};
     ui_canvas cv = {0};
+    /* edit 0: the last token changes (typing at the end: the lens cells of every earlier
+     * position are kept); edit 1: the first token changes (every cell is recomputed) */
+    const char *edits[] = {"type at end", "edit at start"};
+    for (int edit = 0; edit < 2; edit++)
     for (int z = 0; z < 2; z++) {
         ui_canvas_resize(&cv, sizes[z][0], sizes[z][1]);
         for (int v = 0; v < 3; v++) {
@@ -54,7 +58,8 @@ int main(int argc, char **argv)
             double *ms = malloc(sizeof(double) * (size_t)reps), *fw = malloc(sizeof(double) * (size_t)reps);
             double *full = malloc(sizeof(double) * (size_t)reps);
             for (int r = -2; r < reps; r++) { /* two warm-up rounds */
-                ids[n - 1] = (ids[n - 1] + 1) % cfg->d_vocab; /* "a keystroke": the last token changes */
+                int at = edit ? 0 : n - 1; /* "a keystroke": this token changes */
+                ids[at] = (ids[at] + 1) % cfg->d_vocab;
                 double t0 = ui_now_ms();
                 ui_analyse_ids(app, ids, n, t0);
                 app->an.lens_more = 0;
@@ -71,9 +76,10 @@ int main(int argc, char **argv)
             qsort(ms, (size_t)reps, sizeof *ms, cmp);
             qsort(fw, (size_t)reps, sizeof *fw, cmp);
             qsort(full, (size_t)reps, sizeof *full, cmp);
-            printf("%3dx%-3d %-9s keystroke → screen: median %6.1f ms (min %6.1f, max %6.1f); every cell on screen "
-                   "%6.1f ms; forward alone %6.1f ms\n",
-                   cv.w, cv.h, vnames[v], ms[reps / 2], ms[0], ms[reps - 1], full[reps / 2], fw[reps / 2]);
+            printf("%-13s %3dx%-3d %-9s keystroke → screen: median %6.1f ms (min %6.1f, max %6.1f); every cell on "
+                   "screen %6.1f ms; forward alone %6.1f ms\n",
+                   edits[edit], cv.w, cv.h, vnames[v], ms[reps / 2], ms[0], ms[reps - 1], full[reps / 2],
+                   fw[reps / 2]);
             free(ms);
             free(fw);
             free(full);

@@ -57,17 +57,25 @@ static int setup_cache(ui_app *app, lp_error *err)
     an->cache = lp_cache_new();
     if (!an->cache)
         return lp_error_set(err, LP_ENOMEM, "out of memory");
-    an->resid_idx = malloc(sizeof(int) * (size_t)(L + 1));
-    an->pat_idx = malloc(sizeof(int) * (size_t)L);
+    int max = UI_MAX_TOKENS < app->cfg->n_ctx ? UI_MAX_TOKENS : app->cfg->n_ctx;
+    an->kv = lp_kv_new(app->model, max);
     size_t dm = (size_t)app->cfg->d_model, dv = (size_t)app->cfg->d_vocab;
     an->scratch_x = malloc(sizeof(float) * dm * (size_t)(L + 1));
     an->scratch_n = malloc(sizeof(float) * dm * (size_t)(L + 1));
     an->scratch_logits = malloc(sizeof(float) * dv * (size_t)(L + 1));
     an->scratch_rows = L + 1;
-    if (!an->resid_idx || !an->pat_idx || !an->scratch_x || !an->scratch_n || !an->scratch_logits)
+    if (!an->kv || !an->scratch_x || !an->scratch_n || !an->scratch_logits)
         return lp_error_set(err, LP_ENOMEM, "out of memory");
     return set_filter(app, err);
 }
+
+typedef struct ui_prev {
+    int32_t *ids;
+    ui_lens_cell *lens;
+    float *resid, *pat;
+    int n, with_patterns;
+} ui_prev;
+static int analyse_ids(ui_app *app, const int32_t *in_ids, int n_in, const ui_prev *prev);
 
 int ui_analyse(ui_app *app)
 {
@@ -79,26 +87,23 @@ int ui_analyse(ui_app *app)
     app->dirty = 0;
     an->generation++;
     an->error[0] = 0;
-    free(an->ids);
-    an->ids = NULL;
-    an->n = 0;
-    an->truncated = 0;
-    free(an->lens);
-    an->lens = NULL;
-    if (setup_cache(app, &err)) {
-        snprintf(an->error, sizeof an->error, "%s", err.msg);
-        return -1;
-    }
-    lp_cache_reset(an->cache);
-    if (!app->tok) {
-        snprintf(an->error, sizeof an->error, "this model has no tokenizer: the prompt cannot be encoded");
-        return -1;
-    }
     int32_t *ids = NULL;
     size_t n = 0;
-    if (lp_tokenizer_encode(app->tok, app->prompt.buf, (size_t)app->prompt.len, -1, &ids, &n, &err)) {
-        snprintf(an->error, sizeof an->error, "%s", err.msg);
+    if (!app->tok || lp_tokenizer_encode(app->tok, app->prompt.buf, (size_t)app->prompt.len, -1, &ids, &n, &err)) {
+        /* nothing to show: drop the previous analysis */
+        snprintf(an->error, sizeof an->error, "%s",
+                 app->tok ? err.msg : "this model has no tokenizer: the prompt cannot be encoded");
         free(ids);
+        free(an->ids);
+        an->ids = NULL;
+        an->n = 0;
+        an->truncated = 0;
+        free(an->lens);
+        an->lens = NULL;
+        free(an->resid);
+        an->resid = NULL;
+        free(an->pat);
+        an->pat = NULL;
         return -1;
     }
     int rc = ui_analyse_ids(app, ids, (int)n, t0);
@@ -109,7 +114,6 @@ int ui_analyse(ui_app *app)
 int ui_analyse_ids(ui_app *app, const int32_t *in_ids, int n_in, double t0)
 {
     ui_analysis *an = &app->an;
-    lp_error err = {0};
     if (ui_model_busy(app))
         return -1;
     if (t0 <= 0)
@@ -117,63 +121,126 @@ int ui_analyse_ids(ui_app *app, const int32_t *in_ids, int n_in, double t0)
     app->dirty = 0;
     an->generation++;
     an->error[0] = 0;
-    free(an->ids);
+    /* the previous analysis: the model is causal, so everything at the positions before
+     * the first changed token is still right (lens cells, residual streams, pattern rows,
+     * and the keys and values in the KV cache) and is kept */
+    ui_prev prev = {an->ids, an->lens, an->resid, an->pat, an->n, an->with_patterns};
     an->ids = NULL;
     an->n = 0;
     an->truncated = 0;
-    free(an->lens);
     an->lens = NULL;
-    if (setup_cache(app, &err)) {
-        snprintf(an->error, sizeof an->error, "%s", err.msg);
-        return -1;
+    an->resid = NULL;
+    an->pat = NULL;
+    int rc = analyse_ids(app, in_ids, n_in, &prev);
+    free(prev.ids);
+    free(prev.lens);
+    free(prev.resid);
+    free(prev.pat);
+    if (rc) {
+        an->n = 0;
+        return rc;
     }
+    an->analyse_ms = ui_now_ms() - t0;
+    return 0;
+}
+
+static int fail(ui_app *app, const char *what, const char *msg)
+{
+    snprintf(app->an.error, sizeof app->an.error, "%s%s", what, msg);
+    return -1;
+}
+
+static int analyse_ids(ui_app *app, const int32_t *in_ids, int n_in, const ui_prev *prev)
+{
+    ui_analysis *an = &app->an;
+    lp_error err = {0};
+    if (setup_cache(app, &err))
+        return fail(app, "", err.msg);
     lp_cache_reset(an->cache);
-    size_t n = (size_t)n_in;
-    int max = UI_MAX_TOKENS < app->cfg->n_ctx ? UI_MAX_TOKENS : app->cfg->n_ctx;
-    if ((int)n > max) {
-        an->truncated = (int)n;
-        n = (size_t)max;
+    int n = n_in, max = UI_MAX_TOKENS < app->cfg->n_ctx ? UI_MAX_TOKENS : app->cfg->n_ctx;
+    if (n > max) {
+        an->truncated = n;
+        n = max;
     }
-    int32_t *ids = malloc(sizeof *ids * (n ? n : 1));
-    if (!ids) {
-        snprintf(an->error, sizeof an->error, "out of memory");
-        return -1;
-    }
-    memcpy(ids, in_ids, sizeof *ids * n);
+    int32_t *ids = malloc(sizeof *ids * (size_t)(n ? n : 1));
+    if (!ids)
+        return fail(app, "", "out of memory");
+    memcpy(ids, in_ids, sizeof *ids * (size_t)n);
     an->ids = ids;
-    an->n = (int)n;
+    an->n = n;
     if (n == 0)
         return 0;
-    int L = app->cfg->n_layers;
+    const int L = app->cfg->n_layers, H = app->cfg->n_heads, D = app->cfg->d_model;
     an->lens = calloc((size_t)(L + 1) * n, sizeof *an->lens);
-    if (!an->lens) {
-        snprintf(an->error, sizeof an->error, "out of memory");
-        an->n = 0;
-        return -1;
-    }
-    lp_batch b = {.tokens = ids, .n_batch = 1, .n_pos = (int)n, .lengths = NULL};
+    an->resid = malloc(sizeof(float) * (size_t)(L + 1) * n * D);
+    an->pat = an->with_patterns ? calloc((size_t)L * H * n * n, sizeof(float)) : NULL;
+    if (!an->lens || !an->resid || (an->with_patterns && !an->pat))
+        return fail(app, "", "out of memory");
+
+    /* the common prefix with the previous analysis */
+    int keep = 0;
+    if (prev->lens && prev->ids && an->lens_model == app->model)
+        while (keep < prev->n && keep < n && prev->ids[keep] == ids[keep])
+            keep++;
+    if (an->lens_target == an->target)
+        for (int l = 0; keep > 0 && l <= L; l++)
+            memcpy(an->lens + (size_t)l * n, prev->lens + (size_t)l * prev->n, sizeof *an->lens * (size_t)keep);
+    an->lens_kept = an->lens_target == an->target ? keep : 0;
+    an->lens_model = app->model;
+    an->lens_target = an->target;
+    /* the forward pass restarts at the first changed token (at least the last one), from
+     * the KV cache; from scratch when the patterns are wanted now and were not kept */
+    int past = keep < n ? keep : n - 1;
+    if (!prev->resid || !an->kv || lp_kv_len(an->kv) < past || (an->with_patterns && !prev->with_patterns))
+        past = 0;
+    lp_kv_truncate(an->kv, past);
+    an->fwd_kept = past;
+
+    lp_batch b = {.tokens = ids + past, .n_batch = 1, .n_pos = n - past, .lengths = NULL};
     lp_run_opts o = lp_run_opts_default();
     o.logits = LP_LOGITS_NONE;
     o.cache = an->cache;
+    o.kv = an->kv;
     if (lp_model_run(app->model, &b, &o, &err)) {
-        snprintf(an->error, sizeof an->error, "forward pass: %s", err.msg);
-        an->n = 0;
-        return -1;
+        lp_kv_clear(an->kv); /* its contents no longer match the previous tokens */
+        return fail(app, "forward pass: ", err.msg);
     }
     an->forward_ms = lp_model_last_run_ms(app->model);
+
+    /* residual streams [(L+1), n, D]: the kept rows, then the new ones from the cache */
+    const int nn = n - past;
     char name[96];
     for (int l = 0; l <= L; l++) {
+        float *dst = an->resid + (size_t)l * n * D;
+        if (past)
+            memcpy(dst, prev->resid + (size_t)l * prev->n * D, sizeof(float) * (size_t)past * D);
         if (l < L)
             snprintf(name, sizeof name, "blocks.%d.hook_resid_pre", l);
         else
             snprintf(name, sizeof name, "blocks.%d.hook_resid_post", L - 1);
-        an->resid_idx[l] = lp_cache_find(an->cache, name);
+        int i = lp_cache_find(an->cache, name);
+        lp_tensor t = i >= 0 ? lp_cache_entry(an->cache, i) : (lp_tensor){0};
+        if (i < 0 || t.ndim != 3 || t.ne[1] != nn || t.ne[2] != D)
+            return fail(app, "the forward pass did not keep ", name);
+        lp_tensor_to_f32(&t, dst + (size_t)past * D);
     }
-    for (int l = 0; l < L; l++) {
+    /* patterns [L, H, n, n]: kept query rows, then the new rows [1, H, nn, n] */
+    for (int l = 0; an->pat && l < L; l++) {
         snprintf(name, sizeof name, "blocks.%d.attn.hook_pattern", l);
-        an->pat_idx[l] = lp_cache_find(an->cache, name);
+        int i = lp_cache_find(an->cache, name);
+        lp_tensor t = i >= 0 ? lp_cache_entry(an->cache, i) : (lp_tensor){0};
+        if (i < 0 || t.dtype != LP_F32 || !lp_tensor_is_contiguous(&t) || t.ndim != 4 || t.ne[1] != H ||
+            t.ne[2] != nn || t.ne[3] != n)
+            return fail(app, "the forward pass did not keep ", name);
+        for (int h = 0; h < H; h++) {
+            float *dst = an->pat + ((size_t)l * H + h) * n * n;
+            for (int q = 0; q < past; q++)
+                memcpy(dst + (size_t)q * n, prev->pat + (((size_t)l * H + h) * prev->n + q) * prev->n,
+                       sizeof(float) * (size_t)(q + 1));
+            memcpy(dst + (size_t)past * n, (const float *)t.data + (size_t)h * nn * n, sizeof(float) * (size_t)nn * n);
+        }
     }
-    an->analyse_ms = ui_now_ms() - t0;
+    lp_cache_reset(an->cache); /* everything is copied out */
     return 0;
 }
 
@@ -250,15 +317,11 @@ static int compute_cells(ui_app *app, const int *cell_l, const int *cell_p, int 
             return -1;
         an->scratch_rows = rows;
     }
-    for (int r = 0; r < rows; r++) {
-        int idx = an->resid_idx[cell_l[r]];
-        if (idx < 0)
-            return -1;
-        lp_tensor t = lp_cache_entry(an->cache, idx);
-        lp_tensor row = lp_tensor_select(&t, 0, 0);
-        row = lp_tensor_select(&row, 0, cell_p[r]);
-        lp_tensor_to_f32(&row, an->scratch_x + (size_t)r * dm);
-    }
+    if (!an->resid)
+        return -1;
+    for (int r = 0; r < rows; r++)
+        memcpy(an->scratch_x + (size_t)r * dm, an->resid + ((size_t)cell_l[r] * an->n + cell_p[r]) * dm,
+               sizeof(float) * (size_t)dm);
     if (lp_model_ln_final(app->model, an->scratch_x, rows, an->scratch_n, NULL) ||
         lp_model_unembed(app->model, an->scratch_n, rows, an->scratch_logits))
         return -1;
@@ -350,12 +413,9 @@ const float *ui_pattern(ui_app *app, int layer)
         app->dirty = 1; /* analysed again, keeping the patterns, before the next frame */
         return NULL;
     }
-    if (an->n <= 0 || layer < 0 || layer >= app->cfg->n_layers || an->pat_idx[layer] < 0)
+    if (an->n <= 0 || layer < 0 || layer >= app->cfg->n_layers || !an->pat)
         return NULL;
-    lp_tensor t = lp_cache_entry(an->cache, an->pat_idx[layer]);
-    if (t.dtype != LP_F32 || !lp_tensor_is_contiguous(&t))
-        return NULL;
-    return t.data;
+    return an->pat + (size_t)layer * app->cfg->n_heads * an->n * an->n;
 }
 
 void ui_set_target(ui_app *app, int32_t id)

@@ -47,8 +47,10 @@ void ui_app_free(ui_app *app)
     ui_analysis *an = &app->an;
     free(an->ids);
     free(an->lens);
-    free(an->resid_idx);
-    free(an->pat_idx);
+    free(an->resid);
+    free(an->pat);
+    if (an->kv)
+        lp_kv_free(an->kv);
     free(an->scratch_x);
     free(an->scratch_n);
     free(an->scratch_logits);

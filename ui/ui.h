@@ -147,8 +147,10 @@ typedef struct ui_analysis {
     lp_cache *cache;  /* resid_pre of every block, the final resid_post, every pattern */
     ui_lens_cell *lens; /* [(n_layers + 1) * n], computed lazily per column */
     int32_t target;   /* -1: none */
-    int *resid_idx;   /* [n_layers + 1] cache entry of each lens layer's residual stream */
-    int *pat_idx;     /* [n_layers] cache entry of each layer's pattern (-1: none)       */
+    lp_kv *kv;        /* keys and values of ids[0..n): the next analysis resumes from them */
+    float *resid;     /* [n_layers + 1, n, d_model] the lens layers' residual streams      */
+    float *pat;       /* [n_layers, n_heads, n, n] every pattern (with_patterns), or NULL  */
+    int fwd_kept;     /* positions the last forward pass took from the KV cache            */
     int scratch_rows;
     float *scratch_x, *scratch_n, *scratch_logits; /* [(n_layers+1), d_model] ×2, [(n_layers+1), d_vocab] */
     char error[512];
@@ -156,6 +158,9 @@ typedef struct ui_analysis {
     unsigned generation; /* incremented by each analysis */
     int lens_more;       /* lens cells on screen still to compute (next frame) */
     int with_patterns;   /* the last analysis kept the attention patterns */
+    int lens_kept;       /* positions whose lens cells were kept from the previous analysis */
+    const lp_model *lens_model; /* the model and target the lens cells were computed for */
+    int32_t lens_target;
 } ui_analysis;
 
 /* ---- the worker (loop.c): plugin calls and Lua commands off the UI thread ---- */

@@ -1071,3 +1071,8 @@ void lp_kv_free(lp_kv *kv)
 
 void lp_kv_clear(lp_kv *kv) { kv->len = 0; }
 int lp_kv_len(const lp_kv *kv) { return kv->len; }
+void lp_kv_truncate(lp_kv *kv, int len)
+{
+    if (kv && len >= 0 && len < kv->len)
+        kv->len = len;
+}

@@ -96,6 +96,9 @@ lp_kv *lp_kv_new(const lp_model *m, int max_pos);
 void lp_kv_free(lp_kv *kv);
 void lp_kv_clear(lp_kv *kv);
 int lp_kv_len(const lp_kv *kv);
+/* Forget every position from len on (len >= the current length changes nothing): the
+ * next run continues from position len, e.g. after the tokens from len on changed. */
+void lp_kv_truncate(lp_kv *kv, int len);
 
 /* ---- the forward pass ---- */
 typedef enum lp_logits_mode { LP_LOGITS_NONE = 0, LP_LOGITS_ALL, LP_LOGITS_LAST } lp_logits_mode;
