@@ -165,12 +165,14 @@ static int dashboard(lp_call *call, const lp_host_api *h)
     }
     for (int64_t r0 = 0; r0 < N; r0 += CH) {
         int n = (int)(N - r0 < CH ? N - r0 : CH);
-        feature_acts(s, &st, j, r0, n, xb, fb, acts + r0);
-        if ((r0 / CH) % 64 == 0 && h->progress(call, (double)r0, (double)N, "tokens")) {
+        /* progress (and a chance to cancel) before every 4096 tokens, the first included */
+        if ((r0 / CH) % 16 == 0 && h->progress(call, (double)r0, (double)N, "tokens")) {
             rc = h->error(call, LP_ECANCELLED, "cancelled");
             goto out;
         }
+        feature_acts(s, &st, j, r0, n, xb, fb, acts + r0);
     }
+    h->progress(call, (double)N, (double)N, "tokens");
     float tmp[1];
     for (int64_t r = 0; r < N; r++)
         store_row(&st, r, xb, &toks[r]), (void)tmp;
