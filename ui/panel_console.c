@@ -518,15 +518,15 @@ static void command(ui_app *app, console *con, char *line)
         size_t l = strlen(rest);
         while (l > 0 && (rest[l - 1] == ' ' || rest[l - 1] == '\t'))
             rest[--l] = 0;
-        int is_sae = cmd[1] == 'a';
-        if (*rest) {
+        int is_sae = cmd[1] == 'a', set = *rest != 0;
+        if (set) {
             if (!is_sae && !strcmp(rest, "-"))
                 rest[0] = 0;
             ui_set_sae(app, is_sae ? rest : NULL, is_sae ? NULL : rest);
         }
         const char *v = is_sae ? app->sae_path : app->store_path;
         snprintf(msg, sizeof msg, "%s: %s%s", is_sae ? "SAE" : "activation store", *v ? v : "(none)",
-                 *rest ? " (the features view, 7, uses it)" : "");
+                 set ? " (the features view, 7, uses it)" : "");
         out_line_add(con, msg, C_DIM);
     } else if (!strcmp(cmd, "clear")) {
         out_clear(con);
