@@ -377,8 +377,9 @@ int main(int argc, char **argv)
         ui_canvas_resize(&cv, sizes[z][0], sizes[z][1]);
         key(app, '?');
         d = screen(app, &cv);
-        check(strstr(d, "Keys: Features view") && strstr(d, "choose the SAE folder") &&
-                  strstr(d, "choose the activation store") && strstr(d, "dashboard"),
+        check(strstr(d, "Keys: Features view") && strstr(d, "choose the SAE folder / the activation store") &&
+                  strstr(d, "the selected feature's dashboard") && strstr(d, "F2 \xe2\x80\xa6 F8") &&
+                  strstr(d, "cancel the running job"),
               "help overlay at %dx%d:\n%s", cv.w, cv.h, d);
         free(d);
         key(app, '?');

@@ -141,7 +141,7 @@ else
     check "features: with the store (a), the density" 'density [0-9.]+% of 16384 tokens' 20
     check "features: ... and the top-activating contexts" 'Top-activating contexts'
     $T send-keys -t ui '?'
-    check "features: the help overlay lists the view's keys" 'choose the activation store'
+    check "features: the help overlay lists the view's keys" 'choose the SAE folder / the activation store'
     $T send-keys -t ui '?'
     $T resize-window -t ui -x 200 -y 60
     check "features: 200x60 shows the quartile samples" 'Samples by activation quartile' 20
