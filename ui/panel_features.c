@@ -71,6 +71,7 @@ typedef struct feat_state {
 
     int fsel, fsel_pos, focus; /* selected feature row, for position fsel_pos; focus 0 list, 1 dashboard */
     unsigned fsel_version;
+    int cursor_to;      /* a feature opened by number: put the cursor on it when it is listed (-1: none) */
 
     /* the dashboard */
     int want_dash;      /* feature to compute when the worker is free (-1: none) */
@@ -406,7 +407,7 @@ static void pump(ui_app *app, feat_state *s)
             s->want_dash = s->dash_feature;
     }
     if (app->open_feature >= 0) {
-        s->want_dash = app->open_feature;
+        s->want_dash = s->cursor_to = app->open_feature;
         app->open_feature = -1;
     }
     if (!have_methods(app) || app->worker.running || !app->sae_path[0])
@@ -680,6 +681,10 @@ static void draw_features(ui_app *app, feat_state *s, ui_canvas *cv, ui_rect r, 
         s->fsel_version = s->enc_version;
         s->fsel = 0;
     }
+    for (int i = 0; s->cursor_to >= 0 && i < n; i++) /* once, when the list is first drawn */
+        if (s->rows[a + i].feature == s->cursor_to)
+            s->fsel = i;
+    s->cursor_to = -1;
     if (s->fsel >= n)
         s->fsel = n > 0 ? n - 1 : 0;
     cv_printf(cv, in.x, in.y, in.w, C_TITLE, 0, "%s · L0 %.0f", base_name(app->sae_path), s->l0[sel]);
@@ -768,7 +773,7 @@ static void field_done(ui_app *app, feat_state *s)
         else if (!app->sae_path[0])
             ui_set_msg(app, 1, "no SAE: press s to choose one");
         else
-            s->want_dash = (int)f;
+            s->want_dash = s->cursor_to = (int)f;
         break;
     }
     default: break;
@@ -869,6 +874,7 @@ void ui_panel_features_init(ui_panel *p)
     feat_state *s = calloc(1, sizeof *s);
     if (s) {
         s->want_dash = -1;
+        s->cursor_to = -1;
         s->dash_feature = -1;
         s->fsel_pos = -1;
     }
