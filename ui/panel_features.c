@@ -76,6 +76,7 @@ typedef struct feat_state {
     /* the dashboard */
     int want_dash;      /* feature to compute when the worker is free (-1: none) */
     int dash_state, dash_feature, dash_had_store;
+    unsigned dash_job_gen; /* app->sae_gen of the dashboard in flight */
     unsigned seen_sae_gen, seen_store_gen;
     char dash_error[512], dash_note[256];
     int has_stats;
@@ -234,6 +235,10 @@ static void enc_done(ui_app *app, lp_call *call, int rc, const char *err, void *
 static void dash_done(ui_app *app, lp_call *call, int rc, const char *err, void *user)
 {
     feat_state *s = user;
+    if (s->dash_job_gen != app->sae_gen || s->dash_state != DASH_RUNNING) {
+        lp_call_free(call); /* the SAE changed meanwhile: a dashboard of the old one */
+        return;
+    }
     if (rc) {
         s->dash_state = DASH_ERROR;
         snprintf(s->dash_error, sizeof s->dash_error, "%s",
@@ -390,6 +395,7 @@ static void start_dash(ui_app *app, feat_state *s, int feature)
     s->dash_feature = feature;
     s->dash_had_store = app->store_path[0] != 0;
     s->dash_state = DASH_RUNNING;
+    s->dash_job_gen = app->sae_gen;
 }
 
 /* Start what the view needs when the worker is free: the encoding first, then a dashboard. */
