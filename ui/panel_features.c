@@ -536,9 +536,9 @@ static void draw_dashboard(ui_app *app, feat_state *s, ui_canvas *cv, ui_rect r)
                       "with a (made by sae.harvest) for top contexts. Or: loupe ui --sae DIR --store DIR.",
                   C_DIM, 0);
         v.y++;
-        vwrap(&v, "Select a token with ← →, one of its features with ↑ ↓, and press Enter for the feature's "
+        vwrap(&v, "Select a token (← →) and one of its features (↑ ↓), then press Enter for the feature's "
                   "dashboard: its logit effects, activation density and top-activating contexts. g opens a "
-                  "feature by number.",
+                  "feature by number; ? lists the keys.",
               C_DIM, 0);
         return;
     }
