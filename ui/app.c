@@ -28,7 +28,21 @@ int ui_app_init(ui_app *app, lp_model *m, lp_registry *reg, const char *prompt)
     ui_panel_patching_init(&app->panels[VIEW_PATCH]);
     ui_panel_plugins_init(&app->panels[VIEW_PLUGINS]);
     ui_panel_console_init(&app->panels[VIEW_CONSOLE]);
+    ui_panel_features_init(&app->panels[VIEW_FEATURES]);
+    app->open_feature = -1;
     return 0;
+}
+
+void ui_set_sae(ui_app *app, const char *sae, const char *store)
+{
+    if (sae) {
+        snprintf(app->sae_path, sizeof app->sae_path, "%s", sae);
+        app->sae_gen++;
+    }
+    if (store) {
+        snprintf(app->store_path, sizeof app->store_path, "%s", store);
+        app->store_gen++;
+    }
 }
 
 void ui_app_free(ui_app *app)

@@ -16,18 +16,20 @@ const ui_key ui_keys[] = {
     {KEY_F(10), CTX_GLOBAL, ACT_QUIT, "F10", "quit, also while typing"},
     {'\t', CTX_GLOBAL, ACT_NEXT_VIEW, "Tab", "next view"},
     {KEY_BTAB, CTX_GLOBAL, ACT_PREV_VIEW, "S-Tab", "previous view"},
-    {'1', CTX_GLOBAL, ACT_VIEW1, "1 … 6", "views: prompt, lens, attention, patching, plugins, Lua"},
+    {'1', CTX_GLOBAL, ACT_VIEW1, "1 … 7", "the views, numbered as in the tabs at the top"},
     {'2', CTX_GLOBAL, ACT_VIEW2, "2", NULL},
     {'3', CTX_GLOBAL, ACT_VIEW3, "3", NULL},
     {'4', CTX_GLOBAL, ACT_VIEW4, "4", NULL},
     {'5', CTX_GLOBAL, ACT_VIEW5, "5", NULL},
     {'6', CTX_GLOBAL, ACT_VIEW6, "6", NULL},
-    {KEY_F(2), CTX_GLOBAL, ACT_VIEW1, "F2 … F7", "the same views, also while typing"},
+    {'7', CTX_GLOBAL, ACT_VIEW7, "7", NULL},
+    {KEY_F(2), CTX_GLOBAL, ACT_VIEW1, "F2 … F8", "the same views, also while typing"},
     {KEY_F(3), CTX_GLOBAL, ACT_VIEW2, "F3", NULL},
     {KEY_F(4), CTX_GLOBAL, ACT_VIEW3, "F4", NULL},
     {KEY_F(5), CTX_GLOBAL, ACT_VIEW4, "F5", NULL},
     {KEY_F(6), CTX_GLOBAL, ACT_VIEW5, "F6", NULL},
     {KEY_F(7), CTX_GLOBAL, ACT_VIEW6, "F7", NULL},
+    {KEY_F(8), CTX_GLOBAL, ACT_VIEW7, "F8", NULL},
     {27, CTX_GLOBAL, ACT_CANCEL, "Esc", "cancel the running job / stop editing / close help"},
 
     /* prompt and tokens */
@@ -96,7 +98,7 @@ const ui_key ui_keys[] = {
     {KEY_PPAGE, CTX_PLUGINS, ACT_PGUP, NULL, NULL},
 
     /* the Lua console: the input line always has the keys (documentation only: the panel
-     * reads them raw); F2-F7, Tab, F1 and F10 stay global */
+     * reads them raw); F2-F8, Tab, F1 and F10 stay global */
     {'\r', CTX_CONSOLE, ACT_NONE, "Enter", "run the line; an unfinished chunk continues (>>)"},
     {KEY_UP, CTX_CONSOLE, ACT_NONE, "↑ ↓", "history (this session and earlier ones)"},
     {KEY_PPAGE, CTX_CONSOLE, ACT_NONE, "PgUp PgDn", "scroll the output"},
@@ -104,7 +106,30 @@ const ui_key ui_keys[] = {
     {0, CTX_CONSOLE, ACT_NONE, "Esc", "idle: drop unfinished input / clear the line"},
     {CTRL('l'), CTX_CONSOLE, ACT_NONE, "C-l", "clear the output"},
     {0, CTX_CONSOLE, ACT_NONE, ":run F [A]", "run script F with arguments A (:help, :clear)"},
-    {0, CTX_CONSOLE, ACT_NONE, "F2 … F7", "other views (digits and q are text here)"},
+    {0, CTX_CONSOLE, ACT_NONE, ":sae :store", "set the features view's SAE folder / activation store"},
+    {0, CTX_CONSOLE, ACT_NONE, "F2 … F8", "other views (digits and q are text here)"},
+
+    /* SAE features */
+    {KEY_LEFT, CTX_FEATURES, ACT_LEFT, "← → Home End", "select the token (shared with the other views)"},
+    {KEY_RIGHT, CTX_FEATURES, ACT_RIGHT, NULL, NULL},
+    {'h', CTX_FEATURES, ACT_LEFT, NULL, NULL},
+    {'l', CTX_FEATURES, ACT_RIGHT, NULL, NULL},
+    {KEY_HOME, CTX_FEATURES, ACT_HOME, NULL, NULL},
+    {KEY_END, CTX_FEATURES, ACT_END, NULL, NULL},
+    {KEY_UP, CTX_FEATURES, ACT_UP, "↑ ↓", "select a feature; after f, scroll the dashboard"},
+    {KEY_DOWN, CTX_FEATURES, ACT_DOWN, NULL, NULL},
+    {'k', CTX_FEATURES, ACT_UP, NULL, NULL},
+    {'j', CTX_FEATURES, ACT_DOWN, NULL, NULL},
+    {'\r', CTX_FEATURES, ACT_ENTER, "Enter", "the selected feature's dashboard (sae.dashboard)"},
+    {'\n', CTX_FEATURES, ACT_ENTER, NULL, NULL},
+    {'g', CTX_FEATURES, ACT_GOTO, "g", "the dashboard of a feature by number"},
+    {KEY_NPAGE, CTX_FEATURES, ACT_PGDN, "PgDn PgUp", "scroll the dashboard"},
+    {KEY_PPAGE, CTX_FEATURES, ACT_PGUP, NULL, NULL},
+    {'f', CTX_FEATURES, ACT_FOCUS, "f", "focus: features ↔ dashboard (↑ ↓ scroll it)"},
+    {'s', CTX_FEATURES, ACT_SET_SAE, "s / a", "choose the SAE folder / the activation store"},
+    {'a', CTX_FEATURES, ACT_SET_STORE, NULL, NULL},
+    {'r', CTX_FEATURES, ACT_RUN, "r", "encode the prompt again"},
+    {'e', CTX_FEATURES, ACT_EDIT, "e", "edit the prompt (in the prompt view)"},
 
     /* while typing in a text field */
     {KEY_LEFT, CTX_EDIT, ACT_NONE, "← → Home End", "move in the text"},

@@ -189,7 +189,7 @@ int ui_handle_key(ui_app *app, int key, const wchar_t *wch)
     int action = ACT_NONE;
     if (editing) {
         /* function keys and Tab stay global; everything else goes to the text field */
-        if (key == KEY_F(1) || key == KEY_F(10) || (key >= KEY_F(2) && key <= KEY_F(7)) || key == '\t' ||
+        if (key == KEY_F(1) || key == KEY_F(10) || (key >= KEY_F(2) && key <= KEY_F(8)) || key == '\t' ||
             key == KEY_BTAB)
             action = ui_key_action(key, CTX_GLOBAL);
         else if (key == 27 && app->worker.running)
@@ -202,7 +202,7 @@ int ui_handle_key(ui_app *app, int key, const wchar_t *wch)
     case ACT_HELP: app->help = 1; return UI_REDRAW;
     case ACT_NEXT_VIEW: set_view(app, app->view + 1); return UI_REDRAW;
     case ACT_PREV_VIEW: set_view(app, app->view - 1); return UI_REDRAW;
-    case ACT_VIEW1: case ACT_VIEW2: case ACT_VIEW3: case ACT_VIEW4: case ACT_VIEW5: case ACT_VIEW6:
+    case ACT_VIEW1: case ACT_VIEW2: case ACT_VIEW3: case ACT_VIEW4: case ACT_VIEW5: case ACT_VIEW6: case ACT_VIEW7:
         set_view(app, action - ACT_VIEW1);
         return UI_REDRAW;
     case ACT_CANCEL:

@@ -510,6 +510,24 @@ static void command(ui_app *app, console *con, char *line)
         *rest++ = 0;
     if (!strcmp(cmd, "run")) {
         run_script(app, con, rest);
+    } else if (!strcmp(cmd, "sae") || !strcmp(cmd, "store")) {
+        /* the features view's SAE folder / activation store ("-" clears the store) */
+        char msg[1200];
+        while (*rest == ' ' || *rest == '\t')
+            rest++;
+        size_t l = strlen(rest);
+        while (l > 0 && (rest[l - 1] == ' ' || rest[l - 1] == '\t'))
+            rest[--l] = 0;
+        int is_sae = cmd[1] == 'a', set = *rest != 0;
+        if (set) {
+            if (!is_sae && !strcmp(rest, "-"))
+                rest[0] = 0;
+            ui_set_sae(app, is_sae ? rest : NULL, is_sae ? NULL : rest);
+        }
+        const char *v = is_sae ? app->sae_path : app->store_path;
+        snprintf(msg, sizeof msg, "%s: %s%s", is_sae ? "SAE" : "activation store", *v ? v : "(none)",
+                 set ? " (the features view, 7, uses it)" : "");
+        out_line_add(con, msg, C_DIM);
     } else if (!strcmp(cmd, "clear")) {
         out_clear(con);
     } else if (!strcmp(cmd, "help")) {
@@ -518,6 +536,8 @@ static void command(ui_app *app, console *con, char *line)
             "A line runs when complete; an unfinished one continues with >> (Esc drops it).",
             "An expression prints its value: m.cfg.n_layers, m:to_str_tokens('hi').",
             ":run PATH [ARGS]  run a script (arg, ...), output here",
+            ":sae [DIR]        the features view's SAE folder (no DIR: show it)",
+            ":store [DIR|-]    its activation store for top contexts (-: none)",
             ":clear            empty the output     :help   this text",
             "Esc / Ctrl-C interrupt a running command; Up/Down history; PgUp/PgDn scroll.",
         };
@@ -525,7 +545,7 @@ static void command(ui_app *app, console *con, char *line)
             out_line_add(con, help[i], C_DIM);
     } else {
         char msg[160];
-        snprintf(msg, sizeof msg, "unknown command ':%s' (:run PATH [ARGS], :clear, :help)", cmd);
+        snprintf(msg, sizeof msg, "unknown command ':%s' (:run PATH [ARGS], :sae, :store, :clear, :help)", cmd);
         out_line_add(con, msg, C_ERROR);
     }
 }

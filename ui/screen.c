@@ -230,6 +230,16 @@ void cv_heat(ui_canvas *cv, int x, int y, int w, double level, const char *label
         cv_text(cv, lx, y, lw, label, color, attr);
 }
 
+uint32_t ui_shade_char(double level)
+{
+    if (!(level > 0))
+        return ' ';
+    int lv = (int)(level * UI_HEAT_LEVELS);
+    if (lv < 1) lv = 1;
+    if (lv >= UI_HEAT_LEVELS) lv = UI_HEAT_LEVELS - 1;
+    return (unsigned char)mono_ramp[lv];
+}
+
 void cv_gauge(ui_canvas *cv, int x, int y, int w, double frac)
 {
     if (w < 3)
@@ -426,7 +436,7 @@ static void draw_help(ui_app *app, ui_canvas *cv)
     ui_rect in = cv_box(cv, r, title, 1);
     int y = in.y;
     static const char *ctx_names[CTX_COUNT] = {"everywhere", "prompt", "logit lens", "attention", "patching",
-                                               "plugins", "console", "while typing"};
+                                               "plugins", "console", "features", "while typing"};
     for (int c = 0; c < 3 && y < in.y + in.h; c++) {
         if (ctxs[c] < 0)
             continue;
@@ -465,7 +475,11 @@ void ui_render_full(ui_app *app, ui_canvas *cv)
             free(ids);
             continue;
         }
-        if (!app->an.lens_more || ui_model_busy(app))
+        if (app->worker.running) { /* a job the view started (the features view's encoding): its result */
+            ui_worker_wait(app);
+            continue;
+        }
+        if (!app->an.lens_more)
             break;
     }
 }

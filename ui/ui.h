@@ -68,6 +68,8 @@ ui_rect cv_box(ui_canvas *cv, ui_rect r, const char *title, int focused);
  * In monochrome the first column shows the level as one of " .:-=+*#%@". */
 void cv_heat(ui_canvas *cv, int x, int y, int w, double level, const char *label, int selected);
 void cv_gauge(ui_canvas *cv, int x, int y, int w, double frac);
+/* The monochrome shade of a level in [0,1]: one of " .:-=+*#%@" (a level > 0 is never ' '). */
+uint32_t ui_shade_char(double level);
 /* One row of the canvas as UTF-8 (for tests); returns a malloc'd string. */
 char *cv_row_text(const ui_canvas *cv, int y);
 /* The whole canvas as text, rows separated by '\n' (malloc'd). */
@@ -86,7 +88,7 @@ enum {
     ACT_HELP,
     ACT_NEXT_VIEW,
     ACT_PREV_VIEW,
-    ACT_VIEW1, ACT_VIEW2, ACT_VIEW3, ACT_VIEW4, ACT_VIEW5, ACT_VIEW6,
+    ACT_VIEW1, ACT_VIEW2, ACT_VIEW3, ACT_VIEW4, ACT_VIEW5, ACT_VIEW6, ACT_VIEW7,
     ACT_CANCEL,
     ACT_EDIT,      /* start editing the focused text field */
     ACT_LEFT, ACT_RIGHT, ACT_UP, ACT_DOWN,
@@ -98,10 +100,16 @@ enum {
     ACT_RUN_DLA, ACT_RUN_PATCH, ACT_SWAP,
     ACT_RUN,       /* plugins: run the method */
     ACT_FOCUS,     /* switch the focused pane inside a view */
+    ACT_SET_SAE,   /* features: choose the SAE folder */
+    ACT_SET_STORE, /* features: choose the activation store */
+    ACT_GOTO,      /* features: a feature's dashboard by number */
     ACT_COUNT
 };
 
-enum { CTX_GLOBAL = 0, CTX_PROMPT, CTX_LENS, CTX_ATTN, CTX_PATCH, CTX_PLUGINS, CTX_CONSOLE, CTX_EDIT, CTX_COUNT };
+enum {
+    CTX_GLOBAL = 0, CTX_PROMPT, CTX_LENS, CTX_ATTN, CTX_PATCH, CTX_PLUGINS, CTX_CONSOLE, CTX_FEATURES, CTX_EDIT,
+    CTX_COUNT
+};
 
 typedef struct ui_key {
     int key;          /* ncurses key code or character */
@@ -209,7 +217,7 @@ struct ui_panel {
     void *state;
 };
 
-enum { VIEW_PROMPT = 0, VIEW_LENS, VIEW_ATTN, VIEW_PATCH, VIEW_PLUGINS, VIEW_CONSOLE, VIEW_COUNT };
+enum { VIEW_PROMPT = 0, VIEW_LENS, VIEW_ATTN, VIEW_PATCH, VIEW_PLUGINS, VIEW_CONSOLE, VIEW_FEATURES, VIEW_COUNT };
 
 struct ui_app {
     lp_model *model;
@@ -233,12 +241,19 @@ struct ui_app {
 
     ui_worker worker;
     int mono;      /* no colour */
+
+    /* the features view: an SAE folder and an optional activation store (ui_set_sae) */
+    char sae_path[1024], store_path[1024];
+    unsigned sae_gen, store_gen; /* bumped by each change */
+    int open_feature;            /* a dashboard to open when the view is first drawn (-1: none) */
 };
 
 /* app lifetime (ui_main.c / analysis.c) */
 int ui_app_init(ui_app *app, lp_model *m, lp_registry *reg, const char *prompt);
 void ui_app_free(ui_app *app);
 void ui_set_msg(ui_app *app, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The features view's SAE folder and activation store; NULL leaves one unchanged, "" clears it. */
+void ui_set_sae(ui_app *app, const char *sae, const char *store);
 
 /* analysis.c */
 int ui_analyse(ui_app *app);            /* tokenize + forward; resets the lens */
@@ -293,6 +308,7 @@ void ui_panel_attention_init(ui_panel *p);
 void ui_panel_patching_init(ui_panel *p);
 void ui_panel_plugins_init(ui_panel *p);
 void ui_panel_console_init(ui_panel *p);
+void ui_panel_features_init(ui_panel *p);
 /* Draws the token strip (shared by several views); returns rows used. */
 int ui_draw_token_strip(ui_app *app, ui_canvas *cv, ui_rect r, int sel);
 /* Draws a top-k list of a lens cell. */

@@ -11,7 +11,8 @@
 
 static const lp_param_desc dash_params[] = {
     {"sae", LP_PARAM_STRING, NULL, "SAE folder"},
-    {"store", LP_PARAM_STRING, NULL, "activation store with the SAE's hook point (contexts and activations)"},
+    {"store", LP_PARAM_STRING, "", "activation store with the SAE's hook point (contexts and activations); "
+                                   "empty: the logit effects only"},
     {"feature", LP_PARAM_INT, NULL, "latent index"},
     {"n_top", LP_PARAM_INT, "10", "top-activating contexts"},
     {"n_quantile", LP_PARAM_INT, "3", "contexts sampled per activation quantile (4 quantile bins)"},
@@ -25,6 +26,8 @@ static const char dash_help[] =
     "the top-activating contexts with per-token activations, contexts sampled from activation\n"
     "quantiles, its density, and its logit effects (W_dec[feature]·W_U: the tokens its decoder\n"
     "direction promotes and suppresses, bias excluded).\n"
+    "Without a store only the logit effects are computed, and the string `note` says that\n"
+    "contexts, quantile samples and density need one.\n"
     "Results: density, max_activation, mean_activation (when active); tables `examples`\n"
     "(kind: top|q1..q4, rank, context, pos, activation, text with the token in [[ ]]),\n"
     "`tokens` (example, offset, token, activation: per-token activations of each example),\n"
@@ -74,6 +77,45 @@ static void feature_acts(const sae *s, const store *st, int j, int64_t r0, int n
     }
 }
 
+/* logit effects: unembed(W_dec[j]) - unembed(0), the nl largest and smallest; returns 1 when
+ * the table was made (the SAE's d_in is the residual stream's width). */
+static int logit_effects(lp_call *call, const lp_host_api *h, lp_model *m, const sae *s, int j, int nl)
+{
+    const lp_config *cfg = h->model_config(m);
+    int V = cfg->d_vocab, D = s->d_in, made = 0;
+    if (s->d_in != cfg->d_model)
+        return 0;
+    float *z = calloc((size_t)2 * D, sizeof(float)), *lg = malloc(sizeof(float) * (size_t)2 * V);
+    if (z && lg) {
+        memcpy(z, s->W_dec + (size_t)j * D, sizeof(float) * (size_t)D);
+        if (h->model_unembed(m, z, 2, lg) == 0) {
+            for (int v = 0; v < V; v++)
+                lg[v] -= lg[V + v];
+            const char *lcols[] = {"direction", "rank", "token", "id", "effect"};
+            int tl = h->result_table(call, "logits", 5, lcols);
+            made = 1;
+            for (int dir = 0; dir < 2; dir++) {
+                int *taken = calloc((size_t)V, sizeof(int));
+                for (int r = 0; r < nl && r < V && taken; r++) {
+                    int bi = -1;
+                    for (int v = 0; v < V; v++)
+                        if (!taken[v] && (bi < 0 || (dir == 0 ? lg[v] > lg[bi] : lg[v] < lg[bi])))
+                            bi = v;
+                    taken[bi] = 1;
+                    char tx[96];
+                    sae_token_text(m, bi, tx, sizeof tx);
+                    lp_cell lr[5] = {{0, 0, dir ? "down" : "up"}, {1, r + 1, NULL}, {0, 0, tx}, {1, bi, NULL},
+                                     {1, lg[bi], NULL}};
+                    h->table_row(call, tl, lr);
+                }
+                free(taken);
+            }
+        }
+    }
+    free(z), free(lg);
+    return made;
+}
+
 static int dashboard(lp_call *call, const lp_host_api *h)
 {
     lp_model *m = h->call_model(call);
@@ -87,9 +129,19 @@ static int dashboard(lp_call *call, const lp_host_api *h)
     int j = (int)h->param_int(call, "feature");
     if (j < 0 || j >= s->d_sae)
         return h->error(call, LP_EINVAL, "feature must be in 0..%d", s->d_sae - 1);
+    int nl = (int)h->param_int(call, "n_logits");
+    const char *store_path = h->param_str(call, "store");
+    if (!store_path || !*store_path) { /* no store: what the weights alone say */
+        int made = logit_effects(call, h, m, s, j, nl);
+        h->result_string(call, "note",
+                         made ? "no activation store: logit effects only (top contexts, quantile samples and "
+                                "density need store=DIR)"
+                              : "no activation store, and no logit effects: the SAE's d_in is not the model's d_model");
+        return 0;
+    }
     store st;
     char err[SAE_ERR_MAX];
-    if ((rc = store_open(h->param_str(call, "store"), hook, &st, err)))
+    if ((rc = store_open(store_path, hook, &st, err)))
         return h->error(call, rc, "%s", err);
     if (st.d != s->d_in) {
         store_close(&st);
@@ -101,7 +153,7 @@ static int dashboard(lp_call *call, const lp_host_api *h)
     if (N < st.context_size)
         N = st.context_size <= st.n_tokens ? st.context_size : st.n_tokens;
     int T = st.context_size, n_top = (int)h->param_int(call, "n_top"), nq = (int)h->param_int(call, "n_quantile"),
-        win = (int)h->param_int(call, "window"), nl = (int)h->param_int(call, "n_logits");
+        win = (int)h->param_int(call, "window");
     int CH = 256, D = s->d_in, S = s->d_sae;
     float *acts = malloc(sizeof(float) * (size_t)N), *xb = malloc(sizeof(float) * (size_t)CH * D),
           *fb = malloc(sizeof(float) * (size_t)CH * S);
@@ -113,12 +165,14 @@ static int dashboard(lp_call *call, const lp_host_api *h)
     }
     for (int64_t r0 = 0; r0 < N; r0 += CH) {
         int n = (int)(N - r0 < CH ? N - r0 : CH);
-        feature_acts(s, &st, j, r0, n, xb, fb, acts + r0);
-        if ((r0 / CH) % 64 == 0 && h->progress(call, (double)r0, (double)N, "tokens")) {
+        /* progress (and a chance to cancel) before every 4096 tokens, the first included */
+        if ((r0 / CH) % 16 == 0 && h->progress(call, (double)r0, (double)N, "tokens")) {
             rc = h->error(call, LP_ECANCELLED, "cancelled");
             goto out;
         }
+        feature_acts(s, &st, j, r0, n, xb, fb, acts + r0);
     }
+    h->progress(call, (double)N, (double)N, "tokens");
     float tmp[1];
     for (int64_t r = 0; r < N; r++)
         store_row(&st, r, xb, &toks[r]), (void)tmp;
@@ -188,43 +242,8 @@ static int dashboard(lp_call *call, const lp_host_api *h)
         }
     }
     free(used_ctx);
-    /* logit effects: unembed(W_dec[j]) - unembed(0) */
-    {
-        const lp_config *cfg = h->model_config(m);
-        int V = cfg->d_vocab;
-        if (s->d_in == cfg->d_model) {
-            float *z = calloc((size_t)2 * D, sizeof(float)), *lg = malloc(sizeof(float) * (size_t)2 * V);
-            if (z && lg) {
-                memcpy(z, s->W_dec + (size_t)j * D, sizeof(float) * (size_t)D);
-                if (h->model_unembed(m, z, 2, lg) == 0) {
-                    for (int v = 0; v < V; v++)
-                        lg[v] -= lg[V + v];
-                    const char *lcols[] = {"direction", "rank", "token", "id", "effect"};
-                    int tl = h->result_table(call, "logits", 5, lcols);
-                    for (int dir = 0; dir < 2; dir++) {
-                        int *taken = calloc((size_t)V, sizeof(int));
-                        for (int r = 0; r < nl && r < V && taken; r++) {
-                            int bi = -1;
-                            for (int v = 0; v < V; v++)
-                                if (!taken[v] && (bi < 0 || (dir == 0 ? lg[v] > lg[bi] : lg[v] < lg[bi])))
-                                    bi = v;
-                            taken[bi] = 1;
-                            char tx[96];
-                            sae_token_text(m, bi, tx, sizeof tx);
-                            lp_cell lr[5] = {{0, 0, dir ? "down" : "up"},
-                                             {1, r + 1, NULL},
-                                             {0, 0, tx},
-                                             {1, bi, NULL},
-                                             {1, lg[bi], NULL}};
-                            h->table_row(call, tl, lr);
-                        }
-                        free(taken);
-                    }
-                }
-            }
-            free(z), free(lg);
-        }
-    }
+    if (!logit_effects(call, h, m, s, j, nl))
+        h->result_string(call, "note", "no logit effects: the SAE's d_in is not the model's d_model");
 out:
     free(acts), free(xb), free(fb), free(toks), free(hits);
     store_close(&st);

@@ -290,6 +290,17 @@ int main(int argc, char **argv)
         lp_call_free(c);
     }
     check(found, "some feature fires in the store");
+    /* without a store: the logit effects alone, and a note saying what needs one */
+    kv dn[] = {{"sae", sae1}, {"feature", "0"}, {NULL, NULL}};
+    c = call(m, "sae.dashboard", dn, &rc, msg);
+    {
+        int ni = c ? lp_call_find_result(c, "note") : -1;
+        const char *note = ni >= 0 && lp_call_result_kind(c, ni) == LP_RESULT_STRING ? lp_call_result_string(c, ni) : "";
+        check(rc == 0 && table_rows(c, "logits") == 20 && table_rows(c, "examples") == -1 && isnan(scalar(c, "density")) &&
+                  strstr(note, "store"),
+              "dashboard without a store: 20 logit rows, no examples or density, note '%s' (%s)", note, msg);
+    }
+    lp_call_free(c);
 
     /* an SAE for another model: clear errors */
     lp_model *g;

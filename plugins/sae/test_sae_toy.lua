@@ -48,4 +48,16 @@ check(nest.best_auroc >= 0.9, string.format("a latent tracks nesting depth > 0 p
 -- the dashboard of the mood latent, from Lua as tables
 local enc = loupe.call("sae.encode", m, {sae = sae, prompt = "Mia happily smiled. She laughed.", k = 4})
 check(#enc.features > 0 and enc.features[1].feature ~= nil, "encode from Lua: rows keyed by column")
+-- without a store, the dashboard is the logit effects: the mood latent promotes happy verbs
+local happy = {[" smiled"] = true, [" laughed"] = true, [" grinned"] = true, [" sang"] = true, [" danced"] = true,
+  [" beamed"] = true, [" giggled"] = true, [" cheered"] = true}
+local d = loupe.call("sae.dashboard", m, {sae = sae, feature = mood.best[1].feature})
+local n_up, n_happy = 0, 0
+for _, row in ipairs(d.logits) do
+  if row.direction == "up" then n_up = n_up + 1; if happy[row.token] then n_happy = n_happy + 1 end end
+end
+print(string.format("# dashboard of latent %d without a store: %d of the %d promoted tokens are happy verbs; %s",
+  mood.best[1].feature, n_happy, n_up, d.note))
+check(d.examples == nil and d.note:find("store") and n_up == 10 and n_happy >= 3,
+  "dashboard without a store: the mood latent's logit effects promote happy verbs")
 T.done()

@@ -78,7 +78,7 @@ for mode in "xterm-256color" "xterm" "vt100 NO_COLOR=1" "screen-256color" "tmux-
         $T resize-window -t ui -x 80 -y 24
         check "$term: back at 80x24 the lens is legible" '^│out .*·time'
         if [ "$(screen | wc -L)" -le 80 ]; then ok "no line wider than 80 after the resize"; else bad "lines wider than 80"; fi
-        for v in 1 3 4 5 6; do
+        for v in 1 3 4 5 6 7; do
             $T send-keys -t ui $v
             check "$term: view $v legible at 80x24 after the resize" "^ loupe .*stories260K|stories260K" 5
         done

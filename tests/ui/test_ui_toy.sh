@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The terminal UI on the bundled toy model (models/toy, with its MODEL_CARD.md), driven
 # through tmux like test_ui_tmux.sh: the IOI prompt's prediction, the logit lens, the
-# model card's induction head drawing its stripe on a repeated random sequence, and plain
-# `loupe` opening on the toy model. Skips (77) without models/toy, tmux or python3.
+# model card's induction head drawing its stripe on a repeated random sequence, the
+# features view with the toy SAE (plugins/sae/toy: its mood latent on a happy prompt, the
+# latent's dashboard with a store harvested here), and plain `loupe` opening on the toy
+# model. Skips (77) without models/toy, tmux or python3.
 #   test_ui_toy.sh LOUPE
 # LOUPE_TOY_DIR, LOUPE_TOY_INDUCTION_HEAD=L.H override the model and the head.
 set -u
@@ -36,7 +38,7 @@ start() { # start COLSxROWS [loupe args...]
     shift
     $T kill-session -t ui 2>/dev/null
     $T new-session -d -s ui -x "$w" -y "$h" \
-        "env TERM=xterm NO_COLOR=1 XDG_STATE_HOME='$TMP' '$LOUPE' $*; echo EXIT=\$?; sleep 60"
+        "env ${START_ENV:-TERM=xterm NO_COLOR=1} XDG_STATE_HOME='$TMP' '$LOUPE' $*; echo EXIT=\$?; sleep 60"
     $T set-option -t ui -g status off >/dev/null 2>&1
     wait_for 'Prompt' 20 || bad "UI did not start ($*)"
 }
@@ -108,6 +110,87 @@ PY
     then ok "toy: the induction head's darkest cells lie on the offset diagonal (key = query - $R + 1)"
     else bad "toy: no induction stripe for head $L.$H"; fi
     $T send-keys -t ui q
+fi
+
+echo "# SAE features: the toy SAE's mood latent (plugins/sae/toy/README.md)"
+SAE=$SRC/plugins/sae/toy/resid2_topk24 MOOD=363
+want_sha=$(cat "$SAE/model.sha256" 2>/dev/null) have_sha=$(sha256sum "$TOY/model.safetensors" 2>/dev/null | cut -d' ' -f1)
+if [ ! -f "$SAE/cfg.json" ]; then
+    echo "skip: no toy SAE in $SAE"
+elif [ -n "$want_sha" ] && [ -n "$have_sha" ] && [ "$want_sha" != "$have_sha" ]; then
+    echo "skip: $TOY is not the model the toy SAE was trained on"
+elif ! "$LOUPE" call sae.harvest "$TOY" corpus="$TOY/data/eval/mood.jsonl" hook=blocks.2.hook_resid_pre \
+        out="$TMP/store" context_size=128 prepend_bos=1 max_tokens=16384 >"$TMP/harvest" 2>&1; then
+    bad "features: harvesting a store: $(tail -3 "$TMP/harvest")"
+else
+    ok "features: a store of 16384 tokens of held-out mood passages"
+    HAPPY="Mia happily smiled. She laughed. She"
+    start 80x24 ui "'$TOY'" --sae "'$SAE'" --prompt "'$HAPPY'"
+    check "features: --sae opens the features view at the last token" 'Features at 8 ·She'
+    check "features: the mood latent $MOOD is among the happy prompt's active features" "^│[ >] +$MOOD[ *] +[0-9.]+ #" 20
+    for _ in $(seq 1 24); do screen | grep -qE "^│> +$MOOD " && break; $T send-keys -t ui Down; sleep 0.1; done
+    check "features: ↓ moves the cursor to it" "^│> +$MOOD "
+    $T send-keys -t ui Enter
+    check "features: Enter opens its dashboard" "Feature $MOOD · blocks.2.hook_resid_pre" 20
+    check "features: without a store, the logit effects only" 'No activation store'
+    n=$(screen | grep -cE '│·(smiled|laughed|grinned|sang|danced|beamed|giggled|cheered) +\+[0-9]')
+    if [ "$n" -ge 3 ]; then ok "features: $n happy verbs among the promoted tokens"; else bad "features: $n happy verbs promoted"; fi
+    $T send-keys -t ui a C-u
+    $T send-keys -t ui -l "$TMP/store"
+    $T send-keys -t ui Enter
+    check "features: with the store (a), the density" 'density [0-9.]+% of 16384 tokens' 20
+    check "features: ... and the top-activating contexts" 'Top-activating contexts'
+    $T send-keys -t ui '?'
+    check "features: the help overlay lists the view's keys" 'choose the SAE folder / the activation store'
+    $T send-keys -t ui '?'
+    $T resize-window -t ui -x 200 -y 60
+    check "features: 200x60 shows the quartile samples" 'Samples by activation quartile' 20
+    sleep 0.3
+    screen >"$TMP/feat"
+    if python3 - "$TMP/feat" <<'PY'
+import re, sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+happy = set("happily gladly eagerly warmly brightly cheerfully smiled laughed grinned sang danced beamed giggled "
+            "cheered bright cheerful sunny warm lovely joyful glad merry golden radiant sweet pleasant".split())
+sad = set("sadly slowly wearily quietly heavily bitterly sighed wept frowned sobbed moaned sulked groaned mourned "
+          "gloomy dreary grey cold bleak dismal somber dull heavy lonely bitter hollow".split())
+top = next(i for i, l in enumerate(lines) if "Top-activating contexts" in l)
+col = lines[top].index("Top-activating contexts")
+rows = n_happy = n_sad = 0
+for l in lines[top + 1:]:
+    part = l[col:]
+    if "Samples by activation" in part or not part.strip() or part.startswith("─"):
+        break
+    if "·" not in part:
+        continue  # a shade row
+    words = re.findall(r"·([a-z]+)", part)
+    rows += 1
+    n_happy += any(w in happy for w in words)
+    n_sad += sum(w in sad for w in words)
+print(f"{rows} top contexts, {n_happy} with happy words, {n_sad} sad words")
+sys.exit(0 if rows >= 8 and n_happy >= rows - 1 and n_sad <= 2 else 1)
+PY
+    then ok "features: the top contexts come from happy passages"
+    else bad "features: the top contexts are not from happy passages"; fi
+    if grep -qE '@@@' "$TMP/feat"; then ok "features: per-token activations shaded with characters (NO_COLOR)"; else bad "features: no shade rows"; fi
+    $T resize-window -t ui -x 80 -y 24
+    check "features: back at 80x24" "Feature $MOOD · blocks"
+    if [ "$(screen | wc -L)" -le 80 ]; then ok "features: no line wider than 80 after the resize"; else bad "features: lines wider than 80"; fi
+    $T send-keys -t ui s C-u
+    $T send-keys -t ui -l /nonexistent/sae
+    $T send-keys -t ui Enter
+    check "features: a bad SAE path in the status bar" '│ sae.encode: /nonexistent/sae' 20
+    $T send-keys -t ui 1
+    check "features: the UI stays up (prompt view)" 'Next token after position 8'
+    $T send-keys -t ui q
+    check "features: q quits" 'EXIT=0'
+    # colour: the dashboard opened from the command line, activations as token backgrounds
+    START_ENV="TERM=xterm-256color" start 200x60 ui "'$TOY'" --sae "'$SAE'" --store "'$TMP/store'" --feature $MOOD \
+        --prompt "'$HAPPY'"
+    check "features: --feature opens the dashboard (256 colours)" 'Top-activating contexts' 20
+    if screen | grep -qE '@@@'; then bad "features: shade rows in colour"; else ok "features: no shade rows in colour"; fi
+    $T send-keys -t ui q
+    check "features: q quits (colour)" 'EXIT=0'
 fi
 
 echo "# plain 'loupe' opens on the toy model"
