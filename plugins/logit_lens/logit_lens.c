@@ -15,7 +15,7 @@ LP_PLUGIN_EXPORT const uint32_t loupe_plugin_abi = LP_PLUGIN_ABI_VERSION;
 
 static const lp_param_desc params[] = {
     {"prompt", LP_PARAM_TEXT, NULL, "the text to run (tokenized with the model's BOS rule)"},
-    {"k", LP_PARAM_INT, "5", "how many top tokens to list per layer and position"},
+    {"k", LP_PARAM_INT, "5", "how many top tokens to list per layer and position (1..1000)"},
     {"target", LP_PARAM_STRING, "", "a token to follow: its text (\" Mary\", must be one token) or #ID"},
     {"positions", LP_PARAM_STRING, "all", "which positions: all, or a comma list (negative counts from the end)"},
     {"logits", LP_PARAM_BOOL, "false", "also return the lens logits as a tensor [layer, pos, vocab]"},
