@@ -42,5 +42,6 @@ fi
 if [ "$fuzz" = 1 ] && [ -x tests/fuzz/run.sh ]; then
   if tests/fuzz/run.sh "$secs"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
-echo "$passed passed, $failed failed, $skipped skipped"
+echo "$skipped skipped"
+echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
