@@ -269,7 +269,10 @@ int ui_lens_ensure_range(ui_app *app, int pos0, int pos1, int final_only); /* [p
  * cells in one batch. Returns how many are still missing (drawn as "…"; the loop draws
  * again at once while any are), or -1. */
 int ui_lens_ensure_cells(ui_app *app, int pos0, int pos1, int l0, int l1, int cur_l, int cur_p, int budget);
-#define UI_LENS_BUDGET 64
+/* lens cells per frame after the first: each batch streams W_U once (≈10–15 ms for
+ * GPT-2's 154 MB) and 256 rows cost ≈40 ms more of sgemm, so input is polled at least every
+ * ≈55 ms while the grid fills in, with few passes over W_U */
+#define UI_LENS_BUDGET 256
 ui_lens_cell *ui_lens_at(ui_app *app, int layer, int pos);
 /* blocks.L.attn.hook_pattern row data: [n_heads, n, n] of layer L, or NULL (also when the
  * last analysis did not keep the patterns: then the prompt is marked for analysis again). */
