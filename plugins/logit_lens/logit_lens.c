@@ -237,18 +237,11 @@ HOT static double vsum(const float *e, int n)
     return s;
 }
 
-/* Σ exp(z − m): the terms in float, the sum in double; tmp has room for n floats */
+/* tmp = exp(z − m), returning Σ tmp: the terms in float, the sum in double */
 static double vsumexp(const float *z, int n, float m, float *tmp)
 {
     vexp(z, n, m, tmp);
     return vsum(tmp, n);
-}
-
-/* p = exp(zf − lse), returning Σ p */
-static double vprob(const float *zf, int n, float lse, float *p)
-{
-    vexp(zf, n, lse, p);
-    return vsum(p, n);
 }
 
 /* Σ p·(zf − z) */
@@ -340,7 +333,7 @@ static void chunk_task(int task, int thread, void *ctx)
     s->h->model_unembed_slice(s->m, s->x, s->np * NL, v0, v1, Z, LENS_CHUNK);
     for (int j = 0; j < s->np; j++) {
         const float *zf = s->flog + (size_t)s->pos[j] * V + v0;
-        double pf = vprob(zf, w, (float)s->lse_f[j], P);
+        double pf = vsumexp(zf, w, (float)s->lse_f[j], P); /* P = p_final over the chunk */
         for (int L = 0; L <= NL; L++) {
             const float *z = L < NL ? Z + ((size_t)j * NL + L) * LENS_CHUNK : zf;
             size_t r = row_of(s, j, L);
@@ -372,38 +365,30 @@ static void target_task(int task, int thread, void *ctx)
                                             : s->flog[(size_t)s->pos[j] * V + s->target];
 }
 
-/* log Σ exp over a full row from its chunk partials */
-static double merge_lse(const lens *s, size_t r)
+/* log Σ exp over a full row from its chunks' max and Σ exp(z − max) */
+static double merge_lse(const part *p, int nchunk)
 {
-    const part *p = s->parts + r * s->nchunk;
     float M = p[0].m;
-    for (int c = 1; c < s->nchunk; c++)
+    for (int c = 1; c < nchunk; c++)
         M = p[c].m > M ? p[c].m : M;
     double S = 0;
-    for (int c = 0; c < s->nchunk; c++)
+    for (int c = 0; c < nchunk; c++)
         S += p[c].s * exp((double)p[c].m - M);
     return M + log(S);
 }
 
-/* the final layer's log Σ exp per position, chunk by chunk like merge_lse */
+/* the final layer's log Σ exp per position, chunk by chunk like every other row */
 static void final_lse(lens *s)
 {
+    part p[256];
     for (int j = 0; j < s->np; j++) {
         const float *zf = s->flog + (size_t)s->pos[j] * s->V;
-        float M = -INFINITY;
-        float mc[256 + 1];
-        int nc = s->nchunk;
-        for (int c = 0; c < nc; c++) {
+        for (int c = 0; c < s->nchunk; c++) {
             int v0 = c * LENS_CHUNK, w = v0 + LENS_CHUNK < s->V ? LENS_CHUNK : s->V - v0;
-            mc[c] = vmax(zf + v0, w);
-            M = mc[c] > M ? mc[c] : M;
+            p[c].m = vmax(zf + v0, w);
+            p[c].s = vsumexp(zf + v0, w, p[c].m, s->pbuf);
         }
-        double S = 0;
-        for (int c = 0; c < nc; c++) {
-            int v0 = c * LENS_CHUNK, w = v0 + LENS_CHUNK < s->V ? LENS_CHUNK : s->V - v0;
-            S += vsumexp(zf + v0, w, mc[c], s->pbuf) * exp((double)mc[c] - M);
-        }
-        s->lse_f[j] = M + log(S);
+        s->lse_f[j] = merge_lse(p, s->nchunk);
     }
 }
 
@@ -567,7 +552,7 @@ static int run(lp_call *call, const lp_host_api *h)
     for (int L = 0; L <= NL && !rc; L++) {
         for (int j = 0; j < np && !rc; j++) {
             size_t r = row_of(&s, j, L);
-            double lse = merge_lse(&s, r);
+            double lse = merge_lse(s.parts + r * s.nchunk, s.nchunk);
             cand *cs = s.tops + r * ncand;
             qsort(cs, ncand, sizeof(cand), cand_cmp);
             if (j == j_last)
