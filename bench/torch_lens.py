@@ -16,13 +16,7 @@ import statistics
 import subprocess
 import time
 
-
-def lcg_ids(n, vocab, seed):
-    s, out = seed, []
-    for _ in range(n):
-        s = (s * 1103515245 + 12345) & 0xFFFFFFFF
-        out.append((s >> 8) % vocab)
-    return out
+from torch_patching import lcg_ids  # bench_methods' token ids (same LCG)
 
 
 def main():
