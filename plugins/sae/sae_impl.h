@@ -125,6 +125,10 @@ int sae_save(const sae *s, const char *dir, char *err);
  * NULL. Follows SAELens: x - b_dec if apply_b_dec_to_input, pre = x·W_enc + b_enc, then the
  * architecture's nonlinearity. */
 int sae_encode(const sae *s, const float *x, int n, float *f);
+/* The k largest of v[0..n) where mask[i] (mask NULL: all), ties to the lower index: values
+ * into tmp[0..k), indices into idx[0..k), in heap order. Returns how many (< k when fewer
+ * qualify). One comparison per element for almost all of the row. */
+int sae_select_topk(const float *v, const uint8_t *mask, int n, int k, float *tmp, int32_t *idx);
 /* x̂ [n, d_in] from dense f [n, d_sae]. */
 void sae_decode(const sae *s, const float *f, int n, float *xhat);
 /* x̂ from the nonzeros of f only (f dense). */

@@ -52,12 +52,14 @@ static int has_norm(const sae *s)
     return !strcmp(s->normalize, "constant_norm_rescale") || !strcmp(s->normalize, "layer_norm");
 }
 
-/* Keep the k largest of row[0..S) (relu'd), zero the rest. Ties: lower index first.
- * A k-element min-heap: one comparison per element for almost all of the row. */
-static void sift(float *hv, int32_t *hi, int k, int p)
+/* ---- selection: indices of the k largest values (ties: lower index), into idx ----
+ * A min-heap of the k best so far: after the first few hundred elements almost every value
+ * fails the one comparison with the heap's root, so this is one pass over the row. */
+static inline void sift_down(float *hv, int32_t *hi, int k, int p)
 {
     for (;;) {
         int l = 2 * p + 1, r = l + 1, m = p;
+        /* min-heap on (value, then larger index first, so the larger index is evicted first) */
         if (l < k && (hv[l] < hv[m] || (hv[l] == hv[m] && hi[l] > hi[m])))
             m = l;
         if (r < k && (hv[r] < hv[m] || (hv[r] == hv[m] && hi[r] > hi[m])))
@@ -74,23 +76,37 @@ static void sift(float *hv, int32_t *hi, int k, int p)
     }
 }
 
+int sae_select_topk(const float *v, const uint8_t *mask, int n, int k, float *tmp, int32_t *idx)
+{
+    int c = 0, i = 0;
+    for (; i < n && c < k; i++)
+        if (!mask || mask[i]) {
+            tmp[c] = v[i];
+            idx[c++] = i;
+        }
+    if (c < k)
+        return c;
+    for (int p = k / 2 - 1; p >= 0; p--)
+        sift_down(tmp, idx, k, p);
+    float root = tmp[0];
+    for (; i < n; i++) {
+        if (!(v[i] > root) || (mask && !mask[i]))
+            continue;
+        tmp[0] = v[i];
+        idx[0] = i;
+        sift_down(tmp, idx, k, 0);
+        root = tmp[0];
+    }
+    return k;
+}
+
+/* Keep the k largest of row[0..S) (relu'd), zero the rest. Ties: lower index first. */
 static void topk_row(float *row, int S, int k, float *tmp)
 {
     int32_t *idx = (int32_t *)(tmp + k);
-    for (int i = 0; i < k; i++) {
-        tmp[i] = row[i];
-        idx[i] = i;
-    }
-    for (int p = k / 2 - 1; p >= 0; p--)
-        sift(tmp, idx, k, p);
-    for (int i = k; i < S; i++)
-        if (row[i] > tmp[0]) {
-            tmp[0] = row[i];
-            idx[0] = i;
-            sift(tmp, idx, k, 0);
-        }
+    int c = sae_select_topk(row, NULL, S, k, tmp, idx);
     memset(row, 0, sizeof(float) * (size_t)S);
-    for (int i = 0; i < k; i++)
+    for (int i = 0; i < c; i++)
         row[idx[i]] = tmp[i] > 0 ? tmp[i] : 0;
 }
 

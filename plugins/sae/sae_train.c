@@ -224,55 +224,6 @@ int trainer_new(const train_cfg *cfg, int d_in, const float *data_mean, trainer 
     return 0;
 }
 
-/* ---- selection: indices of the k largest values (ties: lower index), into idx ----
- * A min-heap of the k best so far: after the first few hundred elements almost every value
- * fails the one comparison with the heap's root, so this is one pass over the row. */
-static inline void sift_down(float *hv, int32_t *hi, int k, int p)
-{
-    for (;;) {
-        int l = 2 * p + 1, r = l + 1, m = p;
-        /* min-heap on (value, then larger index first, so the larger index is evicted first) */
-        if (l < k && (hv[l] < hv[m] || (hv[l] == hv[m] && hi[l] > hi[m])))
-            m = l;
-        if (r < k && (hv[r] < hv[m] || (hv[r] == hv[m] && hi[r] > hi[m])))
-            m = r;
-        if (m == p)
-            return;
-        float tv = hv[p];
-        hv[p] = hv[m];
-        hv[m] = tv;
-        int32_t ti = hi[p];
-        hi[p] = hi[m];
-        hi[m] = ti;
-        p = m;
-    }
-}
-
-/* k largest of v[0..n) restricted to mask (NULL: all); returns how many (≤ k). tmp holds k floats. */
-static int select_topk(const float *v, const uint8_t *mask, int n, int k, float *tmp, int32_t *idx)
-{
-    int c = 0, i = 0;
-    for (; i < n && c < k; i++)
-        if (!mask || mask[i]) {
-            tmp[c] = v[i];
-            idx[c++] = i;
-        }
-    if (c < k)
-        return c;
-    for (int p = k / 2 - 1; p >= 0; p--)
-        sift_down(tmp, idx, k, p);
-    float root = tmp[0];
-    for (; i < n; i++) {
-        if (!(v[i] > root) || (mask && !mask[i]))
-            continue;
-        tmp[0] = v[i];
-        idx[0] = i;
-        sift_down(tmp, idx, k, 0);
-        root = tmp[0];
-    }
-    return k;
-}
-
 /* ---- phase A: per chunk ---- */
 typedef struct chunk_job {
     trainer *t;
@@ -309,8 +260,8 @@ HOT static void chunk_rows(int part, int parts, void *u)
         if (j->pass == 0) {
             if (topk) {
                 int32_t *sel = j->sel + (size_t)rr * KS;
-                select_topk(pre, NULL, S, K, tmp, sel);
-                int na = KA > 0 ? select_topk(pre, t->dead, S, KA, tmp, sel + K) : 0;
+                sae_select_topk(pre, NULL, S, K, tmp, sel);
+                int na = KA > 0 ? sae_select_topk(pre, t->dead, S, KA, tmp, sel + K) : 0;
                 for (int q = na; q < KA; q++)
                     sel[K + q] = -1;
                 t->row_n[rr] = K + na;
