@@ -12,20 +12,7 @@ T="tmux -L $SOCK"
 STATE=$(mktemp -d) # the console's history goes to $XDG_STATE_HOME/loupe/history
 trap '$T kill-server 2>/dev/null; rm -rf "$STATE"' EXIT
 $T new-session -d -s keep -x 80 -y 24 "sleep 600" # keeps the server up between sessions
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; echo "----- screen -----"; $T capture-pane -p -t ui 2>/dev/null; echo "------------------"; }
-screen() { $T capture-pane -p -t ui; }
-# wait_for REGEX [seconds]: until the screen matches
-wait_for() {
-    local i
-    for ((i = 0; i < ${2:-10} * 10; i++)); do
-        screen | grep -qE -- "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-check() { if wait_for "$2" "${3:-10}"; then ok "$1"; else bad "$1 (wanted /$2/)"; fi; }
+. "$(dirname "$0")/tmux_lib.sh"
 start() { # start TERM COLSxROWS [env...]
     local term=$1 w=${2%x*} h=${2#*x}
     shift 2

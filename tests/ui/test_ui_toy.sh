@@ -20,19 +20,7 @@ T="tmux -L $SOCK"
 TMP=$(mktemp -d)
 trap '$T kill-server 2>/dev/null; rm -rf "$TMP"' EXIT
 $T new-session -d -s keep -x 80 -y 24 "sleep 600"
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; echo "----- screen -----"; $T capture-pane -p -t ui 2>/dev/null; echo "------------------"; }
-screen() { $T capture-pane -p -t ui; }
-wait_for() {
-    local i
-    for ((i = 0; i < ${2:-10} * 10; i++)); do
-        screen | grep -qE -- "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-check() { if wait_for "$2" "${3:-10}"; then ok "$1"; else bad "$1 (wanted /$2/)"; fi; }
+. "$(dirname "$0")/tmux_lib.sh"
 start() { # start COLSxROWS [loupe args...]
     local w=${1%x*} h=${1#*x}
     shift
