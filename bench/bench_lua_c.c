@@ -6,13 +6,7 @@
 #include <time.h>
 
 #include "loupe/loupe.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv)
 {
