@@ -85,7 +85,7 @@ typedef struct lens {
     float *pbuf; /* [threads, 2, LENS_CHUNK]: p_final and exp scratch */
     float *lt;   /* logits result [NL+1, nsel, V] or NULL */
     lp_cache *cache;
-    int c_first, c_n; /* the chunks of the current parallel batch */
+    int c_first; /* the first chunk of the current parallel batch */
 } lens;
 
 static void lens_free(lens *s)
@@ -537,8 +537,7 @@ static int run(lp_call *call, const lp_host_api *h)
             return h->error(call, LP_ECANCELLED, "cancelled after %d of %d vocabulary chunks", c0, s.nchunk);
         }
         s.c_first = c0;
-        s.c_n = c0 + batch < s.nchunk ? batch : s.nchunk - c0;
-        h->parallel(s.m, s.c_n, chunk_task, &s);
+        h->parallel(s.m, c0 + batch < s.nchunk ? batch : s.nchunk - c0, chunk_task, &s);
     }
     h->progress(call, s.nchunk, s.nchunk, "vocabulary chunks");
 
